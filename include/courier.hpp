@@ -1,0 +1,10 @@
+// courier: actors on Asio. Include this one header for the whole library.
+#pragma once
+
+#include "courier/actor.hpp"
+#include "courier/actor_executor.hpp"
+#include "courier/errors.hpp"
+#include "courier/future.hpp"
+#include "courier/result.hpp"
+#include "courier/supervision.hpp"
+#include "courier/thread_pool.hpp"

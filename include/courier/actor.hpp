@@ -1,0 +1,141 @@
+// courier/actor.hpp: actor handles, and spawn() which creates actors.
+#pragma once
+
+#include <chrono>
+#include <type_traits>
+#include <utility>
+
+#include "courier/actor_executor.hpp"
+#include "courier/detail/actor_core.hpp"
+#include "courier/detail/message_traits.hpp"
+#include "courier/detail/ref_counted.hpp"
+#include "courier/errors.hpp"
+#include "courier/future.hpp"
+#include "courier/supervision.hpp"
+#include "courier/thread_pool.hpp"
+
+namespace courier {
+
+/// A handle to an actor that exclusively owns a `State` and handles messages
+/// of type `Msg` (usually a `std::variant` of message structs) one at a time.
+/// `State` is plain C++: for each message type `M` it has a member
+/// `R handle(M)`, where `R` is the reply type an ask receives (`void` for
+/// tell-only messages; `future<U>` for a reply that is produced later).
+///
+/// Ordering: if tell(a) or ask(a) happens-before tell(b) or ask(b) on the same
+/// actor, handle(a) happens-before handle(b). Nothing is promised between
+/// independent senders. A handler never runs concurrently with another
+/// handler or continuation of the same actor.
+///
+/// The actor lives while any handle, executor, queued message or pending
+/// continuation refers to it, or until stop(). Its State is destroyed inside
+/// the actor once it has stopped and finished the handler it was running.
+///
+/// Thread safety: handles are cheap to copy (one atomic increment) and every
+/// member may be called from any thread, including from inside the actor's
+/// own handlers, on shared or distinct handles.
+template <class State, class Msg>
+class actor {
+ public:
+  using state_type = State;
+  using message_type = Msg;
+  using executor_type = actor_executor;
+
+  /// The reply type of ask(M): the return type of `State::handle(M)`, or `U`
+  /// when that returns `future<U>`.
+  template <class M>
+  using reply_type = detail::reply_type_t<State, std::remove_cvref_t<M>>;
+
+  /// An empty handle; every operation on it throws usage_error.
+  actor() noexcept = default;
+
+  /// Sends `m` without waiting for it to be handled. A message sent to a
+  /// stopped actor is dropped. A handler exception goes to the failure hook.
+  /// Sending a type that is not one of the actor's messages, or that `State`
+  /// cannot handle, is a compile error naming the type.
+  /// @throws usage_error on an empty handle.
+  template <class M>
+  void tell(M&& m) const;
+
+  /// As tell(), but returns false, sending nothing, when the actor has
+  /// stopped. True means the message was queued; a stop racing with it may
+  /// still drop it unhandled.
+  /// @throws usage_error on an empty handle.
+  template <class M>
+  bool try_tell(M&& m) const;
+
+  /// Sends `m` and returns the future of the reply. The future fails with the
+  /// handler's exception if it throws, and with actor_stopped if the actor
+  /// stops before handling `m`.
+  /// @throws usage_error on an empty handle.
+  template <class M>
+  future<reply_type<M>> ask(M&& m) const;
+
+  /// As ask(), with a deadline: if no reply has arrived `timeout` from now,
+  /// the future fails with ask_timeout and the late reply is discarded. The
+  /// message itself is not recalled; it may still be handled.
+  /// @throws usage_error on an empty handle.
+  template <class M, class Rep, class Period>
+  future<reply_type<M>> ask(M&& m, std::chrono::duration<Rep, Period> timeout) const;
+
+  /// ask() as an Asio asynchronous operation with completion signature
+  /// `void(std::exception_ptr, R)` (`void(std::exception_ptr)` for a `void`
+  /// reply), for callbacks, `asio::use_awaitable`, `asio::use_future`,
+  /// `asio::deferred` or any other completion token. The completion runs on the
+  /// handler's associated executor, by default on the executor the actor runs
+  /// on (outside the actor); that executor's context counts the operation as
+  /// outstanding work until it completes. On failure `R` is value-initialized.
+  /// @throws usage_error on an empty handle.
+  template <class M, class CompletionToken>
+  auto async_ask(M&& m, CompletionToken&& token) const;
+
+  /// Stops the actor: the handler running now finishes, queued tells are
+  /// dropped, queued and later asks fail with actor_stopped, continuations
+  /// attached inside it are dropped (their futures fail with actor_stopped),
+  /// and its State is destroyed. Idempotent; callable from inside the actor.
+  /// @throws usage_error on an empty handle.
+  void stop() const;
+
+  /// Whether the actor has stopped (by stop(), its failure policy, or its
+  /// pool shutting down). @throws usage_error on an empty handle.
+  bool stopped() const;
+
+  /// The actor's mailbox as an Asio executor with strand semantics.
+  /// @throws usage_error on an empty handle.
+  executor_type get_executor() const;
+
+  /// Whether this handle refers to an actor.
+  explicit operator bool() const noexcept { return static_cast<bool>(core_); }
+
+  /// Handles are equal when they refer to the same actor.
+  friend bool operator==(const actor& a, const actor& b) noexcept { return a.core_ == b.core_; }
+
+ private:
+  using core_type = detail::actor_core<State, Msg>;
+  template <class S, class M, class Where>
+  friend actor<S, M> spawn(Where&& where, S initial, spawn_options<S> options);
+
+  explicit actor(detail::ref_ptr<core_type> core) noexcept : core_(std::move(core)) {}
+  core_type& core() const;
+
+  detail::ref_ptr<core_type> core_;
+};
+
+/// Creates an actor owning `initial`, whose messages are handled on `where`:
+/// a courier::thread_pool, an Asio execution context such as an
+/// `asio::io_context` (run by the caller's threads), or any Asio executor.
+/// One allocation per actor.
+/// @throws usage_error if `where` is a stopped thread_pool, or the policy is
+/// restart with no factory and `State` is not copyable.
+template <class State, class Msg, class Where>
+actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> options = {});
+
+/// As above, with a value-initialized State.
+template <class State, class Msg, class Where>
+actor<State, Msg> spawn(Where&& where) {
+  return spawn<State, Msg>(std::forward<Where>(where), State{});
+}
+
+}  // namespace courier
+
+#include "courier/impl/actor.hpp"

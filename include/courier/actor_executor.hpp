@@ -1,0 +1,91 @@
+// courier/actor_executor.hpp: an actor's mailbox seen as an Asio executor.
+#pragma once
+
+#include <asio/execution.hpp>
+#include <asio/execution_context.hpp>
+#include <type_traits>
+#include <utility>
+
+#include "courier/detail/actor_core.hpp"
+#include "courier/detail/mailbox.hpp"
+#include "courier/detail/ref_counted.hpp"
+#include "courier/errors.hpp"
+
+namespace courier {
+
+/// An Asio executor with strand semantics whose queue is an actor's mailbox.
+/// Handlers executed on it (timer and socket completions bound with
+/// `asio::bind_executor`, `asio::post`, `co_spawn`...) run serialized with the
+/// actor's message handlers, in submission order per submitting thread, so
+/// they may touch the actor's State. A handler that throws counts as a
+/// failure of kind failure_kind::handler. After the actor stops, submitted
+/// handlers are destroyed without being run.
+///
+/// With `blocking.possibly` (the default, as for strands) execute() runs the
+/// function at once when called from inside this actor; with `blocking.never`
+/// (what `asio::post` asks for) it always queues.
+///
+/// Thread safety: distinct objects are safe; a shared object is safe for
+/// concurrent const use (every member is const).
+class actor_executor {
+ public:
+  /// Runs `f` inside the actor (see the class comment).
+  template <class F>
+  void execute(F&& f) const {
+    if (!blocking_never_ && mailbox_->running_in_this_thread()) {
+      std::decay_t<F> local(std::forward<F>(f));
+      local();
+      return;
+    }
+    mailbox_->post(new detail::function_node<std::decay_t<F>>(std::forward<F>(f)));
+  }
+
+  /// The execution context the actor's pool or executor belongs to.
+  asio::execution_context& query(asio::execution::context_t) const noexcept {
+    return mailbox_->context();
+  }
+
+  asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
+    return blocking_never_ ? asio::execution::blocking_t(asio::execution::blocking.never)
+                           : asio::execution::blocking_t(asio::execution::blocking.possibly);
+  }
+
+  actor_executor require(asio::execution::blocking_t::never_t) const {
+    return actor_executor(mailbox_, true);
+  }
+  actor_executor require(asio::execution::blocking_t::possibly_t) const {
+    return actor_executor(mailbox_, false);
+  }
+
+  /// Whether the calling thread is running a handler of this actor.
+  bool running_in_this_thread() const noexcept { return mailbox_->running_in_this_thread(); }
+
+  friend bool operator==(const actor_executor& a, const actor_executor& b) noexcept {
+    return a.mailbox_ == b.mailbox_ && a.blocking_never_ == b.blocking_never_;
+  }
+  friend bool operator!=(const actor_executor& a, const actor_executor& b) noexcept {
+    return !(a == b);
+  }
+
+ private:
+  template <class State, class Msg>
+  friend class actor;
+  friend actor_executor this_actor_executor();
+
+  actor_executor(detail::ref_ptr<detail::mailbox> m, bool never) noexcept
+      : mailbox_(std::move(m)), blocking_never_(never) {}
+
+  detail::ref_ptr<detail::mailbox> mailbox_;
+  bool blocking_never_ = false;
+};
+
+/// The executor of the actor whose handler or continuation is running on the
+/// calling thread. @throws usage_error when called outside every actor.
+inline actor_executor this_actor_executor() {
+  detail::mailbox* current = detail::this_thread.current;
+  if (current == nullptr)
+    throw usage_error("this_actor_executor() called outside every actor's handler");
+  return actor_executor(detail::ref_ptr<detail::mailbox>::share(current), false);
+}
+
+}  // namespace courier

@@ -1,0 +1,213 @@
+// An actor's State, its failure handling, the nodes its messages travel in,
+// and the two ways its activations reach an executor.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/execution.hpp>
+#include <asio/query.hpp>
+#include <asio/require.hpp>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "courier/detail/mailbox.hpp"
+#include "courier/detail/message_traits.hpp"
+#include "courier/detail/pool_core.hpp"
+#include "courier/errors.hpp"
+#include "courier/future.hpp"
+#include "courier/supervision.hpp"
+
+namespace courier::detail {
+
+template <class State, class Msg>
+class actor_core : public mailbox {
+ public:
+  // Calls the State's handler for one message; a whole variant is visited.
+  template <class M>
+  decltype(auto) handle(M&& m) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<M>, Msg> && is_variant<Msg>::value &&
+                  !handles<State, M>) {
+      std::visit([this](auto&& alt) { (void)state_->handle(std::forward<decltype(alt)>(alt)); },
+                 std::forward<M>(m));
+    } else {
+      return state_->handle(std::forward<M>(m));
+    }
+  }
+
+  // A handler threw: report it, then apply the policy. Inside the actor.
+  void fail(std::exception_ptr e, failure_kind kind) noexcept {
+    if (options_.on_failure) {
+      try {
+        options_.on_failure(failure{e, kind});
+      } catch (...) {
+        // The hook's own failure has nowhere better to go.
+      }
+    }
+    switch (options_.policy) {
+      case failure_policy::resume:
+        break;
+      case failure_policy::stop:
+        stop();
+        break;
+      case failure_policy::restart:
+        try {
+          state_.reset();
+          state_.emplace(options_.factory());
+        } catch (...) {
+          stop();
+        }
+        break;
+    }
+  }
+
+  void handler_failed(std::exception_ptr e) noexcept override {
+    fail(std::move(e), failure_kind::handler);
+  }
+
+ protected:
+  actor_core(State initial, spawn_options<State> options)
+      : state_(std::in_place, std::move(initial)), options_(std::move(options)) {}
+
+  void release_state() noexcept override { state_.reset(); }
+
+ private:
+  std::optional<State> state_;
+  spawn_options<State> options_;
+};
+
+// A message sent with tell(): handled, and a failure reported to the actor.
+template <class Core, class M>
+class tell_node final : public mailbox_node {
+ public:
+  template <class A>
+  explicit tell_node(A&& m) : msg_(std::forward<A>(m)) {}
+
+  void run(mailbox& owner) noexcept override {
+    auto& core = static_cast<Core&>(owner);
+    try {
+      (void)core.handle(std::move(msg_));
+    } catch (...) {
+      core.fail(std::current_exception(), failure_kind::tell);
+    }
+    delete this;
+  }
+
+  void abandon() noexcept override { delete this; }
+
+ private:
+  M msg_;
+};
+
+// A message sent with ask(): its reply (or the handler's exception, or
+// actor_stopped when abandoned) completes the asker's future.
+template <class Core, class M, class R>
+class ask_node final : public mailbox_node {
+ public:
+  template <class A>
+  ask_node(A&& m, promise<R> reply) : msg_(std::forward<A>(m)), reply_(std::move(reply)) {}
+
+  void run(mailbox& owner) noexcept override {
+    auto& core = static_cast<Core&>(owner);
+    try {
+      using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
+      if constexpr (is_future<returned>::value) {
+        forward_into(core.handle(std::move(msg_)), std::move(reply_));
+      } else if constexpr (std::is_void_v<returned>) {
+        core.handle(std::move(msg_));
+        reply_.try_set_value();
+      } else {
+        reply_.try_set_value(core.handle(std::move(msg_)));
+      }
+    } catch (...) {
+      std::exception_ptr e = std::current_exception();
+      reply_.try_set_exception(e);
+      core.fail(std::move(e), failure_kind::ask);
+    }
+    delete this;
+  }
+
+  void abandon() noexcept override {
+    reply_.try_set_exception(std::make_exception_ptr(actor_stopped()));
+    delete this;
+  }
+
+ private:
+  M msg_;
+  promise<R> reply_;
+};
+
+// A plain handler posted to an actor's executor.
+template <class F>
+class function_node final : public mailbox_node {
+ public:
+  template <class A>
+  explicit function_node(A&& f) : f_(std::forward<A>(f)) {}
+
+  void run(mailbox& owner) noexcept override {
+    try {
+      f_();
+    } catch (...) {
+      owner.handler_failed(std::current_exception());
+    }
+    delete this;
+  }
+
+  void abandon() noexcept override { delete this; }
+
+ private:
+  F f_;
+};
+
+// Activations go to a courier::thread_pool through its gate.
+class pool_scheduler {
+ public:
+  explicit pool_scheduler(ref_ptr<pool_core> pool) noexcept : pool_(std::move(pool)) {}
+  bool post(mailbox* m) noexcept { return pool_->post_activation(m); }
+  asio::execution_context& context() const noexcept { return pool_->context(); }
+  asio::any_io_executor executor() const { return pool_->context().get_executor(); }
+
+ private:
+  ref_ptr<pool_core> pool_;
+};
+
+// Activations go to any Asio executor the user runs, never inline.
+template <class Executor>
+class executor_scheduler {
+ public:
+  explicit executor_scheduler(const Executor& ex)
+      : ex_(asio::require(ex, asio::execution::blocking.never)) {}
+  bool post(mailbox* m) noexcept {
+    asio::execution::execute(ex_, activation(m));
+    return true;
+  }
+  asio::execution_context& context() const noexcept {
+    return asio::query(ex_, asio::execution::context);
+  }
+  asio::any_io_executor executor() const { return asio::any_io_executor(ex_); }
+
+ private:
+  std::decay_t<decltype(asio::require(std::declval<const Executor&>(),
+                                      asio::execution::blocking.never))>
+      ex_;
+};
+
+template <class State, class Msg, class Scheduler>
+class actor_on final : public actor_core<State, Msg> {
+ public:
+  actor_on(State initial, spawn_options<State> options, Scheduler scheduler)
+      : actor_core<State, Msg>(std::move(initial), std::move(options)),
+        scheduler_(std::move(scheduler)) {}
+
+  asio::execution_context& context() const noexcept override { return scheduler_.context(); }
+  asio::any_io_executor context_executor() const override { return scheduler_.executor(); }
+
+ protected:
+  bool schedule_drain() noexcept override { return scheduler_.post(this); }
+
+ private:
+  Scheduler scheduler_;
+};
+
+}  // namespace courier::detail

@@ -1,0 +1,162 @@
+// The scheduling core of an actor: a queue of nodes and one activation at a time.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/execution_context.hpp>
+#include <atomic>
+#include <exception>
+#include <thread>
+
+#include "courier/detail/mpsc_queue.hpp"
+#include "courier/detail/ref_counted.hpp"
+#include "courier/detail/thread_context.hpp"
+
+namespace courier::detail {
+
+// A mailbox is the actor minus its State: it owns the queue and guarantees
+// that at most one thread drains it at a time (strand semantics).
+//
+// Activation protocol: `scheduled_` is true while an activation is queued on
+// the executor or draining. A producer that flips it from false to true owns
+// the duty to schedule a drain. The drain flips it back to false only when it
+// finds the queue empty, then re-checks the queue and re-claims the flag if a
+// producer slipped in, so no node is ever left behind without an activation.
+class mailbox : public ref_counted {
+ public:
+  // Enqueues `n` from any thread. A stopped mailbox abandons the node at once.
+  void post(mailbox_node* n) noexcept {
+    if (stopped_.load(std::memory_order_acquire)) {
+      n->abandon();
+      return;
+    }
+    queue_.push(n);
+    if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
+  }
+
+  // Stops the mailbox: queued and future nodes are abandoned, and the State is
+  // released by the next drain. Idempotent, callable from any thread.
+  void stop() noexcept {
+    if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
+    if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
+  }
+
+  bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+
+  bool running_in_this_thread() const noexcept { return this_thread.current == this; }
+
+  // The execution context the actor's activations run on.
+  virtual asio::execution_context& context() const noexcept = 0;
+  // An executor of that context, outside the actor: where completions that
+  // have no executor of their own are delivered.
+  virtual asio::any_io_executor context_executor() const = 0;
+
+  // A plain handler run on the actor's executor threw; apply the actor's
+  // failure policy. Called inside the actor.
+  virtual void handler_failed(std::exception_ptr e) noexcept = 0;
+
+  // Runs queued nodes; called by the activation that owns `scheduled_`.
+  void drain() noexcept {
+    current_actor_scope scope(this);
+    for (;;) {
+      bool busy = false;
+      bool more = false;
+      for (unsigned i = 0; i < max_batch; ++i) {
+        mailbox_node* n = queue_.pop(busy);
+        if (n == nullptr) break;
+        if (stopped_.load(std::memory_order_acquire)) {
+          n->abandon();
+        } else {
+          n->run(*this);
+        }
+        more = (i + 1 == max_batch);
+      }
+      if (more || busy) {
+        // Yield the thread to other actors (or to the producer finishing its
+        // push) and come back later, keeping the activation.
+        if (!schedule_drain()) abandon_owned();
+        return;
+      }
+      if (stopped_.load(std::memory_order_acquire)) release_state_once();
+      scheduled_.store(false, std::memory_order_seq_cst);
+      if (!queue_.maybe_nonempty()) return;
+      if (scheduled_.exchange(true, std::memory_order_seq_cst)) return;
+    }
+  }
+
+  // Called when the activation is destroyed unrun (its execution context shut
+  // down) or can no longer be scheduled: the mailbox stops for good and every
+  // node is abandoned on the calling thread. The caller owns `scheduled_`.
+  void abandon_owned() noexcept {
+    stopped_.store(true, std::memory_order_seq_cst);
+    for (;;) {
+      bool busy = false;
+      while (mailbox_node* n = queue_.pop(busy)) n->abandon();
+      if (busy) {
+        std::this_thread::yield();
+        continue;
+      }
+      release_state_once();
+      scheduled_.store(false, std::memory_order_seq_cst);
+      if (!queue_.maybe_nonempty()) return;
+      if (scheduled_.exchange(true, std::memory_order_seq_cst)) return;
+    }
+  }
+
+ protected:
+  mailbox() = default;
+
+  ~mailbox() override {
+    bool busy = false;
+    while (mailbox_node* n = queue_.pop(busy)) n->abandon();
+  }
+
+  // Queues one activation that will call drain(). Returns false when the
+  // execution context is closed; the caller then still owns `scheduled_`.
+  virtual bool schedule_drain() noexcept = 0;
+
+  // Destroys the State of a stopped actor; called once, by the consumer.
+  virtual void release_state() noexcept = 0;
+
+ private:
+  // Messages handled per activation before the thread is offered to others.
+  static constexpr unsigned max_batch = 64;
+
+  void activate() noexcept {
+    if (!schedule_drain()) abandon_owned();
+  }
+
+  void release_state_once() noexcept {
+    if (!state_released_) {
+      state_released_ = true;
+      release_state();
+    }
+  }
+
+  mpsc_queue queue_;
+  std::atomic<bool> scheduled_{false};
+  std::atomic<bool> stopped_{false};
+  bool state_released_ = false;  // consumer only
+};
+
+// The handler an executor runs to drain a mailbox. If the executor destroys it
+// without running it (its context shut down), the mailbox's nodes are
+// abandoned so that no ask waits forever.
+class activation {
+ public:
+  explicit activation(mailbox* m) noexcept : m_(ref_ptr<mailbox>::share(m)) {}
+  activation(activation&&) noexcept = default;
+  activation& operator=(activation&&) noexcept = default;
+  ~activation() {
+    if (m_) m_->abandon_owned();
+  }
+
+  void operator()() noexcept {
+    ref_ptr<mailbox> m = std::move(m_);
+    m->drain();
+  }
+
+ private:
+  ref_ptr<mailbox> m_;
+};
+
+}  // namespace courier::detail

@@ -1,0 +1,79 @@
+// Intrusive reference counting shared by actor cores and future states.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
+
+namespace courier::detail {
+
+// A base with an atomic count; the object deletes itself through a virtual
+// destructor when the count reaches zero. Intrusive so that a handle, an
+// executor or a queued activation costs one pointer and no control block.
+class ref_counted {
+ public:
+  ref_counted() = default;
+  ref_counted(const ref_counted&) = delete;
+  ref_counted& operator=(const ref_counted&) = delete;
+
+  void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+
+  void release() const noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ protected:
+  virtual ~ref_counted() = default;
+
+ private:
+  mutable std::atomic<std::uint32_t> refs_{1};
+};
+
+// Owning pointer to a ref_counted object. adopt() takes over a reference the
+// caller already holds (a fresh object starts with one).
+template <class T>
+class ref_ptr {
+ public:
+  ref_ptr() noexcept = default;
+  ref_ptr(std::nullptr_t) noexcept {}
+
+  static ref_ptr adopt(T* p) noexcept {
+    ref_ptr r;
+    r.p_ = p;
+    return r;
+  }
+  static ref_ptr share(T* p) noexcept {
+    if (p) p->add_ref();
+    return adopt(p);
+  }
+
+  ref_ptr(const ref_ptr& o) noexcept : p_(o.p_) {
+    if (p_) p_->add_ref();
+  }
+  ref_ptr(ref_ptr&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  template <class U>
+  ref_ptr(ref_ptr<U>&& o) noexcept : p_(o.detach()) {}
+
+  ref_ptr& operator=(ref_ptr o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~ref_ptr() {
+    if (p_) p_->release();
+  }
+
+  T* get() const noexcept { return p_; }
+  T* operator->() const noexcept { return p_; }
+  T& operator*() const noexcept { return *p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  T* detach() noexcept { return std::exchange(p_, nullptr); }
+  void reset() noexcept { ref_ptr().swap(*this); }
+  void swap(ref_ptr& o) noexcept { std::swap(p_, o.p_); }
+
+  friend bool operator==(const ref_ptr& a, const ref_ptr& b) noexcept { return a.p_ == b.p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+}  // namespace courier::detail

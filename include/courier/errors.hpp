@@ -1,0 +1,60 @@
+// courier/errors.hpp: the one exception hierarchy of courier's lifecycle and usage errors.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace courier {
+
+/// Base of every exception courier itself throws. Catch this one type to handle
+/// any courier lifecycle or usage failure. Exceptions thrown by actor handlers
+/// reach the asker unchanged and are not wrapped in this type.
+///
+/// Thread safety: immutable after construction; safe to share.
+class error : public std::runtime_error {
+ public:
+  explicit error(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// The actor was stopped (explicitly, by its failure policy, or because its
+/// thread pool shut down) before it could handle the message. Every ask queued
+/// at the time of the stop and every ask made afterwards fails with this error.
+class actor_stopped : public error {
+ public:
+  actor_stopped() : error("courier: actor stopped before handling the message") {}
+  explicit actor_stopped(const std::string& what) : error(what) {}
+};
+
+/// An ask given a deadline did not get its reply in time. The late reply, if it
+/// ever comes, is discarded.
+class ask_timeout : public error {
+ public:
+  ask_timeout() : error("courier: ask timed out before the reply arrived") {}
+};
+
+/// The promise behind a future was destroyed without a value or an error, for
+/// example a deferred reply whose producer dropped it.
+class broken_promise : public error {
+ public:
+  broken_promise() : error("courier: promise destroyed without a result") {}
+};
+
+/// The library was used in a way its contract forbids: an empty actor handle,
+/// an already consumed future, a missing restart factory, and the like.
+class usage_error : public error {
+ public:
+  explicit usage_error(const std::string& what) : error("courier: " + what) {}
+};
+
+/// future::get() was called on a thread where blocking could deadlock: a
+/// courier::thread_pool worker, or a thread running an actor's handler or a
+/// continuation. Use then() or async_ask() with co_await there instead.
+class would_block : public usage_error {
+ public:
+  would_block()
+      : usage_error(
+            "future::get() called on a courier pool thread or inside an actor; blocking here "
+            "could deadlock the pool. Use then() or co_await async_ask() instead") {}
+};
+
+}  // namespace courier

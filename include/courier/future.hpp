@@ -1,0 +1,143 @@
+// courier/future.hpp: one-shot promise/future pairs that chain without blocking.
+#pragma once
+
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+#include "courier/detail/future_state.hpp"
+#include "courier/detail/ref_counted.hpp"
+#include "courier/errors.hpp"
+#include "courier/result.hpp"
+
+namespace courier {
+
+template <class T>
+class future;
+template <class T>
+class promise;
+
+namespace detail {
+struct future_access;
+}
+
+/// The eventual result of an ask (or of any promise): a value of type T or an
+/// exception. A future has a single consumer: exactly one of get() or then()
+/// may be called, once.
+///
+/// **The central guarantee.** A continuation attached with then() while the
+/// calling thread runs inside an actor (in one of its handlers, or in another
+/// continuation of that actor) runs later *as a message of that actor*:
+/// serialized with its handlers, so it may read and change that actor's State
+/// without any lock. If that actor stops first, the continuation does not run
+/// and the future then() returned fails with actor_stopped. A continuation
+/// attached outside every actor runs on the thread that completes the future
+/// (or at once, inside then(), if the future is already complete).
+///
+/// Thread safety: distinct objects are safe; a shared object is not. The
+/// promise may complete on any thread.
+template <class T>
+class future {
+ public:
+  using value_type = T;
+
+  /// An invalid future (valid() is false).
+  future() noexcept = default;
+  future(future&&) noexcept = default;
+  future& operator=(future&&) noexcept = default;
+  future(const future&) = delete;
+  future& operator=(const future&) = delete;
+
+  /// Whether this future still refers to a result (not default-constructed,
+  /// moved from, or consumed by get() or then()).
+  bool valid() const noexcept { return static_cast<bool>(state_); }
+
+  /// Whether the result is already in. Never blocks.
+  /// @throws usage_error if !valid().
+  bool ready() const;
+
+  /// Blocks until the result is in, then returns the value or throws the
+  /// stored exception. Consumes the future.
+  /// @throws would_block on a courier pool thread or inside an actor (where
+  /// waiting could deadlock; the future stays valid); usage_error if !valid();
+  /// otherwise whatever the asker's handler threw, or actor_stopped,
+  /// ask_timeout, broken_promise.
+  T get();
+
+  /// Blocks until the result is in, without consuming it.
+  /// @throws would_block and usage_error as get() does.
+  void wait() const;
+
+  /// Chains `f` to run when the result is in, without blocking any thread,
+  /// and returns the future of what `f` returns (a returned `future<U>` is
+  /// flattened to `future<U>`). `f` takes either the value (`T`, or nothing for
+  /// `future<void>`), in which case an error skips `f` and passes straight to
+  /// the returned future, or a `result<T>`, in which case `f` sees errors too.
+  /// An exception thrown by `f` fails the returned future. Where `f` runs is
+  /// the central guarantee above. Consumes this future.
+  /// @throws usage_error if !valid().
+  template <class F>
+  auto then(F&& f);
+
+ private:
+  friend struct detail::future_access;
+  explicit future(detail::ref_ptr<detail::future_state<T>> s) noexcept : state_(std::move(s)) {}
+  detail::ref_ptr<detail::future_state<T>> take_state(const char* what);
+
+  detail::ref_ptr<detail::future_state<T>> state_;
+};
+
+/// The producing side of a future. Exactly one result is stored: the first
+/// set_* wins. A promise destroyed without a result fails its future with
+/// broken_promise.
+///
+/// Thread safety: distinct objects are safe. set_* and try_set_* may race with
+/// the consumer's get() or then() on another thread; two threads must not use
+/// the same promise object concurrently.
+template <class T>
+class promise {
+ public:
+  /// A promise with a fresh shared state.
+  promise();
+  promise(promise&&) noexcept = default;
+  promise& operator=(promise&& other) noexcept;
+  promise(const promise&) = delete;
+  promise& operator=(const promise&) = delete;
+  ~promise();
+
+  /// The future of this promise. @throws usage_error on a second call or on a
+  /// moved-from promise.
+  future<T> get_future();
+
+  /// Stores the value (for `promise<void>`, call with no argument).
+  /// @throws usage_error if a result was already stored.
+  template <class... Args>
+  void set_value(Args&&... args);
+  /// Stores an exception. @throws usage_error if a result was already stored
+  /// or `e` is null.
+  void set_exception(std::exception_ptr e);
+
+  /// Non-throwing forms: return false and change nothing if a result was
+  /// already stored (or the promise was moved from).
+  template <class... Args>
+  bool try_set_value(Args&&... args) noexcept;
+  bool try_set_exception(std::exception_ptr e) noexcept;
+  bool try_set_result(result<T>&& r) noexcept;
+
+ private:
+  detail::ref_ptr<detail::future_state<T>> state_;
+  bool retrieved_ = false;
+};
+
+/// A future that already holds `value`.
+template <class T>
+future<std::decay_t<T>> make_ready_future(T&& value);
+/// A `future<void>` that is already complete.
+future<void> make_ready_future();
+/// A future that already holds the exception `e` (which must not be null).
+template <class T>
+future<T> make_failed_future(std::exception_ptr e);
+
+}  // namespace courier
+
+#include "courier/impl/future.hpp"

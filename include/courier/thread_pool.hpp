@@ -1,0 +1,81 @@
+// courier/thread_pool.hpp: the pool of worker threads that actors share.
+#pragma once
+
+#include <algorithm>
+#include <asio/io_context.hpp>
+#include <cstddef>
+#include <thread>
+
+#include "courier/detail/pool_core.hpp"
+#include "courier/detail/ref_counted.hpp"
+
+namespace courier {
+namespace detail {
+struct pool_access;
+}
+
+/// A fixed set of worker threads on which any number of actors run. Spawn
+/// actors on it with courier::spawn(); it is also an ordinary Asio execution
+/// context, so `get_executor()` accepts timers, sockets and posted handlers.
+///
+/// Destroying the pool (or calling stop()) ends it: handlers already running
+/// finish, nothing queued runs afterwards, and every actor spawned on it stops,
+/// so each pending or later ask fails with actor_stopped. Actor handles may
+/// outlive the pool safely.
+///
+/// Thread safety: distinct objects are safe; a shared object is safe for
+/// get_executor(), size() and stopped(). stop(), wait() and the destructor must
+/// not be called from the pool's own worker threads.
+class thread_pool {
+ public:
+  using executor_type = asio::io_context::executor_type;
+
+  /// Starts `threads` workers (by default one per hardware thread).
+  /// @throws usage_error if `threads` is zero; std::system_error if a thread
+  /// cannot be started.
+  explicit thread_pool(std::size_t threads = default_size())
+      : core_(detail::ref_ptr<detail::pool_core>::adopt(new detail::pool_core(threads))) {}
+
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  /// Stops the pool as stop() does.
+  ~thread_pool() { core_->close(false); }
+
+  /// An executor that runs handlers on the pool's workers.
+  executor_type get_executor() const noexcept { return core_->context().get_executor(); }
+
+  /// The number of worker threads.
+  std::size_t size() const noexcept { return core_->size(); }
+
+  /// Stops the workers after the handlers they are running, then abandons
+  /// everything still queued (see the class comment). Idempotent.
+  /// @throws usage_error when called from one of this pool's workers.
+  void stop() { core_->close(false); }
+
+  /// Waits until the pool runs out of work (every actor idle, no pending
+  /// timer or asynchronous operation), then stops it. Messages sent from other
+  /// threads while it waits may be abandoned once it returns.
+  /// @throws usage_error when called from one of this pool's workers.
+  void wait() { core_->close(true); }
+
+  /// Whether the pool has stopped accepting work.
+  bool stopped() const { return core_->closed(); }
+
+  /// One worker per hardware thread, at least one.
+  static std::size_t default_size() noexcept {
+    return std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  }
+
+ private:
+  friend struct detail::pool_access;
+  detail::ref_ptr<detail::pool_core> core_;
+};
+
+namespace detail {
+struct pool_access {
+  static ref_ptr<pool_core> core(const thread_pool& p) noexcept { return p.core_; }
+};
+}  // namespace detail
+
+}  // namespace courier

@@ -4,8 +4,12 @@
 #include <cstdio>
 #include <variant>
 
-struct Deposit { std::uint64_t amount; };
-struct Withdraw { std::uint64_t amount; };
+struct Deposit {
+  std::uint64_t amount;
+};
+struct Withdraw {
+  std::uint64_t amount;
+};
 struct Balance {};
 using account_msg = std::variant<Deposit, Withdraw, Balance>;
 

@@ -44,7 +44,7 @@ class actor {
   /// The reply type of ask(M): the return type of `State::handle(M)`, or `U`
   /// when that returns `future<U>`.
   template <class M>
-  using reply_type = detail::reply_type_t<State, std::remove_cvref_t<M>>;
+  using reply_type = typename detail::reply_type_or_void<State, std::remove_cvref_t<M>>::type;
 
   /// An empty handle; every operation on it throws usage_error.
   actor() noexcept = default;

@@ -165,6 +165,7 @@ class pool_scheduler {
  public:
   explicit pool_scheduler(ref_ptr<pool_core> pool) noexcept : pool_(std::move(pool)) {}
   bool post(mailbox* m) noexcept { return pool_->post_activation(m); }
+  bool closed() const noexcept { return pool_->closed(); }
   asio::execution_context& context() const noexcept { return pool_->context(); }
   asio::any_io_executor executor() const { return pool_->context().get_executor(); }
 
@@ -182,6 +183,9 @@ class executor_scheduler {
     asio::execution::execute(ex_, activation(m));
     return true;
   }
+  // A user's executor has no closed state courier can see; destroying its
+  // context destroys the queued activations, which abandon their mailboxes.
+  bool closed() const noexcept { return false; }
   asio::execution_context& context() const noexcept {
     return asio::query(ex_, asio::execution::context);
   }
@@ -205,6 +209,7 @@ class actor_on final : public actor_core<State, Msg> {
 
  protected:
   bool schedule_drain() noexcept override { return scheduler_.post(this); }
+  bool context_closed() const noexcept override { return scheduler_.closed(); }
 
  private:
   Scheduler scheduler_;

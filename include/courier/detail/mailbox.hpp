@@ -25,7 +25,7 @@ class mailbox : public ref_counted {
  public:
   // Enqueues `n` from any thread. A stopped mailbox abandons the node at once.
   void post(mailbox_node* n) noexcept {
-    if (stopped_.load(std::memory_order_acquire)) {
+    if (stopped()) {
       n->abandon();
       return;
     }
@@ -40,7 +40,10 @@ class mailbox : public ref_counted {
     if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
   }
 
-  bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+  // Stopped by stop(), by the failure policy, or by its context closing.
+  bool stopped() const noexcept {
+    return stopped_.load(std::memory_order_acquire) || context_closed();
+  }
 
   bool running_in_this_thread() const noexcept { return this_thread.current == this; }
 
@@ -78,7 +81,7 @@ class mailbox : public ref_counted {
       }
       if (stopped_.load(std::memory_order_acquire)) release_state_once();
       scheduled_.store(false, std::memory_order_seq_cst);
-      if (!queue_.maybe_nonempty()) return;
+      if (!queue_.pushed_since_empty()) return;
       if (scheduled_.exchange(true, std::memory_order_seq_cst)) return;
     }
   }
@@ -97,7 +100,7 @@ class mailbox : public ref_counted {
       }
       release_state_once();
       scheduled_.store(false, std::memory_order_seq_cst);
-      if (!queue_.maybe_nonempty()) return;
+      if (!queue_.pushed_since_empty()) return;
       if (scheduled_.exchange(true, std::memory_order_seq_cst)) return;
     }
   }
@@ -109,6 +112,9 @@ class mailbox : public ref_counted {
     bool busy = false;
     while (mailbox_node* n = queue_.pop(busy)) n->abandon();
   }
+
+  // Whether the execution context refuses new activations for good.
+  virtual bool context_closed() const noexcept = 0;
 
   // Queues one activation that will call drain(). Returns false when the
   // execution context is closed; the caller then still owns `scheduled_`.

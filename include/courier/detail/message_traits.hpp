@@ -25,13 +25,14 @@ template <class M, class... Ts>
 struct is_message_of<M, std::variant<Ts...>> : std::disjunction<std::is_same<M, Ts>...> {};
 
 template <class State, class M>
-concept handles = requires(State& s, M&& m) { s.handle(std::forward<M>(m)); };
+concept handles = requires(State& s, M&& m) {
+  s.handle(std::forward<M>(m));
+};
 
 template <class State, class Msg>
 struct handles_all : std::bool_constant<handles<State, Msg>> {};
 template <class State, class... Ts>
-struct handles_all<State, std::variant<Ts...>> : std::bool_constant<(handles<State, Ts> && ...)> {
-};
+struct handles_all<State, std::variant<Ts...>> : std::bool_constant<(handles<State, Ts> && ...)> {};
 
 template <class R>
 struct reply_of {
@@ -44,12 +45,24 @@ struct reply_of<future<T>> {
 
 // What State::handle returns for M, with cv and references removed.
 template <class State, class M>
-using handler_result_t = std::remove_cvref_t<decltype(std::declval<State&>().handle(std::declval<M>()))>;
+using handler_result_t =
+    std::remove_cvref_t<decltype(std::declval<State&>().handle(std::declval<M>()))>;
 
 // The reply type of an ask: the handler's return type, or U for a handler that
 // returns future<U> (a deferred reply).
 template <class State, class M>
 using reply_type_t = typename reply_of<handler_result_t<State, M>>::type;
+
+// reply_type_t where State handles M, void otherwise, so that a signature
+// naming the reply type stays valid and ask_check can report the misuse.
+template <class State, class M, bool = handles<State, M>>
+struct reply_type_or_void {
+  using type = void;
+};
+template <class State, class M>
+struct reply_type_or_void<State, M, true> {
+  using type = reply_type_t<State, M>;
+};
 
 // Instantiated by tell(); on misuse its static_asserts fire, and the compiler's
 // note "in instantiation of tell_check<M, State, Msg>" names the offending

@@ -27,7 +27,7 @@ class mailbox_node {
 
 // Vyukov's intrusive queue: a push is one atomic exchange and one store, with
 // no allocation; the node carries the message in place. Producers are any
-// threads; pop() and maybe_nonempty() belong to the single consumer (the
+// threads; pop() belongs to the single consumer (the
 // thread that holds the owning actor's activation).
 class mpsc_queue {
  public:
@@ -73,9 +73,11 @@ class mpsc_queue {
     return nullptr;
   }
 
-  // Whether a producer may have pushed a node that pop() has not returned.
-  bool maybe_nonempty() const noexcept {
-    return tail_ != &stub_ || head_.load(std::memory_order_seq_cst) != &stub_;
+  // Whether a producer has pushed since pop() last reported the queue empty
+  // (not busy). Reads only the producers' end, so the consumer may call it
+  // after handing the consumer role to another thread.
+  bool pushed_since_empty() const noexcept {
+    return head_.load(std::memory_order_seq_cst) != &stub_;
   }
 
  private:
@@ -85,7 +87,7 @@ class mpsc_queue {
   };
 
   std::atomic<mailbox_node*> head_;  // producers
-  mailbox_node* tail_;                            // consumer
+  mailbox_node* tail_;               // consumer
   stub_node stub_;
 };
 

@@ -5,6 +5,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/require.hpp>
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -46,10 +47,7 @@ class pool_core final : public ref_counted {
   std::size_t size() const noexcept { return workers_.size(); }
   pool_context& context() noexcept { return ctx_; }
 
-  bool closed() const {
-    std::lock_guard<std::mutex> lock(gate_);
-    return closed_;
-  }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   // Queues a drain of `m`. False when the pool is closed: the caller then
   // abandons the mailbox itself. Workers skip the gate: they can only post
@@ -61,7 +59,7 @@ class pool_core final : public ref_counted {
       return true;
     }
     std::lock_guard<std::mutex> lock(gate_);
-    if (closed_) return false;
+    if (closed_.load(std::memory_order_relaxed)) return false;
     asio::execution::execute(ex, activation(m));
     return true;
   }
@@ -81,7 +79,7 @@ class pool_core final : public ref_counted {
     } else {
       {
         std::lock_guard<std::mutex> lock(gate_);
-        closed_ = true;
+        closed_.store(true, std::memory_order_release);
       }
       ctx_.stop();
     }
@@ -90,7 +88,7 @@ class pool_core final : public ref_counted {
     joined_ = true;
     {
       std::lock_guard<std::mutex> lock(gate_);
-      closed_ = true;
+      closed_.store(true, std::memory_order_release);
     }
     work_.reset();
     ctx_.shutdown();
@@ -116,7 +114,9 @@ class pool_core final : public ref_counted {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> workers_;
   mutable std::mutex gate_;
-  bool closed_ = false;
+  // Written under gate_, so a post that saw it false under gate_ is queued
+  // before close() goes on; read without the lock by stopped() queries.
+  std::atomic<bool> closed_{false};
   std::mutex close_mutex_;
   bool joined_ = false;
 };

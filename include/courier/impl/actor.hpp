@@ -55,21 +55,22 @@ class ask_deadline final : public ref_counted {
 // Delivers a finished ask to an Asio completion handler on the handler's
 // associated executor, holding outstanding work on it until then.
 template <class R, class Handler>
-void complete_async_ask(future<R>&& reply, Handler&& handler, const asio::any_io_executor& fallback) {
+void complete_async_ask(future<R>&& reply, Handler&& handler,
+                        const asio::any_io_executor& fallback) {
   auto ex = asio::get_associated_executor(handler, fallback);
   auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
-  on_result(std::move(reply), [h = std::forward<Handler>(handler),
-                               work = std::move(work)](result<R>&& r) mutable {
-    asio::post(work, [h = std::move(h), r = std::move(r)]() mutable {
-      if constexpr (std::is_void_v<R>) {
-        std::move(h)(r.error());
-      } else if (r.has_value()) {
-        std::move(h)(std::exception_ptr(), std::move(r).value());
-      } else {
-        std::move(h)(r.error(), R{});
-      }
-    });
-  });
+  on_result(std::move(reply),
+            [h = std::forward<Handler>(handler), work = std::move(work)](result<R>&& r) mutable {
+              asio::post(work, [h = std::move(h), r = std::move(r)]() mutable {
+                if constexpr (std::is_void_v<R>) {
+                  std::move(h)(r.error());
+                } else if (r.has_value()) {
+                  std::move(h)(std::exception_ptr(), std::move(r).value());
+                } else {
+                  std::move(h)(r.error(), R{});
+                }
+              });
+            });
 }
 
 template <class Where>
@@ -82,9 +83,10 @@ auto make_scheduler(Where& where) {
   } else if constexpr (asio::execution::is_executor<where_type>::value) {
     return executor_scheduler<where_type>(where);
   } else {
-    static_assert(requires { where.get_executor(); },
-                  "courier: spawn() needs a courier::thread_pool, an Asio execution context "
-                  "(with get_executor()) or an Asio executor");
+    static_assert(
+        requires { where.get_executor(); },
+        "courier: spawn() needs a courier::thread_pool, an Asio execution context "
+        "(with get_executor()) or an Asio executor");
     using executor_type = std::decay_t<decltype(where.get_executor())>;
     return executor_scheduler<executor_type>(where.get_executor());
   }
@@ -148,14 +150,14 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     core_type& c = core();
     future<reply> inner = ask(std::forward<M>(m));
     if (c.stopped()) return inner;
-    auto out = detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
+    auto out =
+        detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
     future<reply> f = detail::future_access::make(out);
     auto deadline = detail::ref_ptr<detail::ask_deadline<reply>>::adopt(
         new detail::ask_deadline<reply>(c.context_executor(), std::move(out)));
     detail::ask_deadline<reply>::start(deadline, timeout);
-    detail::on_result(std::move(inner), [deadline](result<reply>&& r) mutable {
-      deadline->reply(std::move(r));
-    });
+    detail::on_result(std::move(inner),
+                      [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
     return f;
   } else {
     return {};

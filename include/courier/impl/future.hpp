@@ -99,9 +99,8 @@ void forward_into(future<U>&& from, promise<U>&& to) noexcept {
     return;
   }
   try {
-    on_result(std::move(from), [p = std::move(to)](result<U>&& r) mutable {
-      p.try_set_result(std::move(r));
-    });
+    on_result(std::move(from),
+              [p = std::move(to)](result<U>&& r) mutable { p.try_set_result(std::move(r)); });
   } catch (...) {
     // Allocation failed: `to` was moved into the dropped lambda and breaks.
   }
@@ -180,8 +179,9 @@ class then_continuation final : public continuation, public mailbox_node {
 template <class T>
 detail::ref_ptr<detail::future_state<T>> future<T>::take_state(const char* what) {
   if (!state_)
-    throw usage_error(std::string(what) + "() called on an invalid future (empty, moved from, or "
-                                          "already consumed)");
+    throw usage_error(std::string(what) +
+                      "() called on an invalid future (empty, moved from, or "
+                      "already consumed)");
   return std::move(state_);
 }
 
@@ -227,7 +227,8 @@ auto future<T>::then(F&& f) {
 }
 
 template <class T>
-promise<T>::promise() : state_(detail::ref_ptr<detail::future_state<T>>::adopt(new detail::future_state<T>())) {}
+promise<T>::promise()
+    : state_(detail::ref_ptr<detail::future_state<T>>::adopt(new detail::future_state<T>())) {}
 
 template <class T>
 promise<T>& promise<T>::operator=(promise&& other) noexcept {

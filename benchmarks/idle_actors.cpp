@@ -3,6 +3,7 @@
 // before and after (from /proc/self/statm), then sends each one deposit and
 // reads one balance so every actor has run once.
 //   usage: idle_actors [N=1000000] [threads=2]
+#include <unistd.h>
 #include <chrono>
 #include <courier.hpp>
 #include <cstdint>
@@ -10,7 +11,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <variant>
 #include <vector>
 
@@ -62,8 +62,7 @@ int main(int argc, char** argv) {
   for (auto& a : actors) a.tell(Deposit{1});
   const std::uint64_t b = actors.back().ask(Balance{}).get();
   const double seconds = std::chrono::duration<double>(t1 - t0).count();
-  const double per_actor =
-      static_cast<double>(after - before) / static_cast<double>(n);
+  const double per_actor = static_cast<double>(after - before) / static_cast<double>(n);
   std::printf("actors:               %zu\n", n);
   std::printf("spawn rate:           %.2f M actors/s\n", static_cast<double>(n) / seconds / 1e6);
   std::printf("resident per actor:   %.0f bytes (handle %zu B included, State %zu B)\n", per_actor,

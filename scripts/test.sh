@@ -16,7 +16,7 @@ courier_ensure_packages
 # --- formatting ---------------------------------------------------------------
 if command -v clang-format >/dev/null 2>&1; then
   dirs=()
-  for d in include tests examples; do
+  for d in include tests examples benchmarks; do
     [[ -d $d ]] && dirs+=("$d")
   done
   files=()

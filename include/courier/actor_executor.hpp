@@ -25,10 +25,33 @@ namespace courier {
 /// function at once when called from inside this actor; with `blocking.never`
 /// (what `asio::post` asks for) it always queues.
 ///
+/// `prefer(ex, outstanding_work.tracked)` (what work guards and async
+/// operations ask for) gives an executor that counts as outstanding work on
+/// the underlying context while it exists, where that context counts work
+/// (an `asio::io_context`, a courier::thread_pool).
+///
 /// Thread safety: distinct objects are safe; a shared object is safe for
 /// concurrent const use (every member is const).
 class actor_executor {
  public:
+  actor_executor(const actor_executor& o) noexcept
+      : mailbox_(o.mailbox_), blocking_never_(o.blocking_never_), tracked_(o.tracked_) {
+    if (tracked_) mailbox_->context_work(true);
+  }
+  actor_executor(actor_executor&& o) noexcept
+      : mailbox_(std::move(o.mailbox_)),
+        blocking_never_(o.blocking_never_),
+        tracked_(std::exchange(o.tracked_, false)) {}
+  actor_executor& operator=(actor_executor o) noexcept {
+    std::swap(mailbox_, o.mailbox_);
+    std::swap(blocking_never_, o.blocking_never_);
+    std::swap(tracked_, o.tracked_);
+    return *this;
+  }
+  ~actor_executor() {
+    if (tracked_) mailbox_->context_work(false);
+  }
+
   /// Runs `f` inside the actor (see the class comment).
   template <class F>
   void execute(F&& f) const {
@@ -50,18 +73,31 @@ class actor_executor {
                            : asio::execution::blocking_t(asio::execution::blocking.possibly);
   }
 
+  asio::execution::outstanding_work_t query(asio::execution::outstanding_work_t) const noexcept {
+    return tracked_
+               ? asio::execution::outstanding_work_t(asio::execution::outstanding_work.tracked)
+               : asio::execution::outstanding_work_t(asio::execution::outstanding_work.untracked);
+  }
+
   actor_executor require(asio::execution::blocking_t::never_t) const {
-    return actor_executor(mailbox_, true);
+    return actor_executor(mailbox_, true, tracked_);
   }
   actor_executor require(asio::execution::blocking_t::possibly_t) const {
-    return actor_executor(mailbox_, false);
+    return actor_executor(mailbox_, false, tracked_);
+  }
+  actor_executor require(asio::execution::outstanding_work_t::tracked_t) const {
+    return actor_executor(mailbox_, blocking_never_, true);
+  }
+  actor_executor require(asio::execution::outstanding_work_t::untracked_t) const {
+    return actor_executor(mailbox_, blocking_never_, false);
   }
 
   /// Whether the calling thread is running a handler of this actor.
   bool running_in_this_thread() const noexcept { return mailbox_->running_in_this_thread(); }
 
   friend bool operator==(const actor_executor& a, const actor_executor& b) noexcept {
-    return a.mailbox_ == b.mailbox_ && a.blocking_never_ == b.blocking_never_;
+    return a.mailbox_ == b.mailbox_ && a.blocking_never_ == b.blocking_never_ &&
+           a.tracked_ == b.tracked_;
   }
   friend bool operator!=(const actor_executor& a, const actor_executor& b) noexcept {
     return !(a == b);
@@ -72,11 +108,14 @@ class actor_executor {
   friend class actor;
   friend actor_executor this_actor_executor();
 
-  actor_executor(detail::ref_ptr<detail::mailbox> m, bool never) noexcept
-      : mailbox_(std::move(m)), blocking_never_(never) {}
+  actor_executor(detail::ref_ptr<detail::mailbox> m, bool never, bool tracked = false) noexcept
+      : mailbox_(std::move(m)), blocking_never_(never), tracked_(tracked) {
+    if (tracked_) mailbox_->context_work(true);
+  }
 
   detail::ref_ptr<detail::mailbox> mailbox_;
   bool blocking_never_ = false;
+  bool tracked_ = false;
 };
 
 /// The executor of the actor whose handler or continuation is running on the

@@ -166,6 +166,13 @@ class pool_scheduler {
   explicit pool_scheduler(ref_ptr<pool_core> pool) noexcept : pool_(std::move(pool)) {}
   bool post(mailbox* m) noexcept { return pool_->post_activation(m); }
   bool closed() const noexcept { return pool_->closed(); }
+  bool run_if_open(void (*f)(void*), void* arg) noexcept {
+    return pool_->run_if_open([&] { f(arg); });
+  }
+  void deliver(deferred_call* c) noexcept { pool_->deliver(c); }
+  void context_work(bool started) noexcept { pool_->context_work(started); }
+  bool enroll(mailbox* m) noexcept { return pool_->enroll(m); }
+  void withdraw(mailbox* m) noexcept { pool_->withdraw(m); }
   asio::execution_context& context() const noexcept { return pool_->context(); }
   asio::any_io_executor executor() const { return pool_->context().get_executor(); }
 
@@ -186,6 +193,21 @@ class executor_scheduler {
   // A user's executor has no closed state courier can see; destroying its
   // context destroys the queued activations, which abandon their mailboxes.
   bool closed() const noexcept { return false; }
+  bool run_if_open(void (*f)(void*), void* arg) noexcept {
+    f(arg);
+    return true;
+  }
+  void deliver(deferred_call* c) noexcept { asio::execution::execute(ex_, delivery(c)); }
+  void context_work(bool started) noexcept {
+    if constexpr (requires { ex_.on_work_started(); }) {
+      if (started)
+        ex_.on_work_started();
+      else
+        ex_.on_work_finished();
+    }
+  }
+  bool enroll(mailbox*) noexcept { return true; }
+  void withdraw(mailbox*) noexcept {}
   asio::execution_context& context() const noexcept {
     return asio::query(ex_, asio::execution::context);
   }
@@ -202,7 +224,10 @@ class actor_on final : public actor_core<State, Msg> {
  public:
   actor_on(State initial, spawn_options<State> options, Scheduler scheduler)
       : actor_core<State, Msg>(std::move(initial), std::move(options)),
-        scheduler_(std::move(scheduler)) {}
+        scheduler_(std::move(scheduler)) {
+    if (!scheduler_.enroll(this)) throw usage_error("spawn() on a stopped thread_pool");
+  }
+  ~actor_on() override { scheduler_.withdraw(this); }
 
   asio::execution_context& context() const noexcept override { return scheduler_.context(); }
   asio::any_io_executor context_executor() const override { return scheduler_.executor(); }
@@ -210,6 +235,11 @@ class actor_on final : public actor_core<State, Msg> {
  protected:
   bool schedule_drain() noexcept override { return scheduler_.post(this); }
   bool context_closed() const noexcept override { return scheduler_.closed(); }
+  bool run_if_open(void (*f)(void*), void* arg) noexcept override {
+    return scheduler_.run_if_open(f, arg);
+  }
+  void deliver(deferred_call* c) noexcept override { scheduler_.deliver(c); }
+  void context_work(bool started) noexcept override { scheduler_.context_work(started); }
 
  private:
   Scheduler scheduler_;

@@ -6,12 +6,41 @@
 #include <atomic>
 #include <exception>
 #include <thread>
+#include <utility>
 
 #include "courier/detail/mpsc_queue.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/detail/thread_context.hpp"
 
 namespace courier::detail {
+
+// A call courier owes to a completion handler, delivered exactly once.
+class deferred_call {
+ public:
+  virtual ~deferred_call() = default;
+  virtual void run() noexcept = 0;
+};
+
+// The handler that carries a deferred_call through an executor; runs the call
+// even when the executor destroys it unrun.
+class delivery {
+ public:
+  explicit delivery(deferred_call* c) noexcept : c_(c) {}
+  delivery(delivery&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+  delivery& operator=(delivery&&) = delete;
+  ~delivery() {
+    if (c_) fire();
+  }
+  void operator()() noexcept { fire(); }
+
+ private:
+  void fire() noexcept {
+    deferred_call* c = std::exchange(c_, nullptr);
+    c->run();
+    delete c;
+  }
+  deferred_call* c_;
+};
 
 // A mailbox is the actor minus its State: it owns the queue and guarantees
 // that at most one thread drains it at a time (strand semantics).
@@ -36,7 +65,7 @@ class mailbox : public ref_counted {
   // Stops the mailbox: queued and future nodes are abandoned, and the State is
   // released by the next drain. Idempotent, callable from any thread.
   void stop() noexcept {
-    if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
+    if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
     if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
   }
 
@@ -52,6 +81,19 @@ class mailbox : public ref_counted {
   // An executor of that context, outside the actor: where completions that
   // have no executor of their own are delivered.
   virtual asio::any_io_executor context_executor() const = 0;
+
+  // Runs `f` now if the execution context still accepts work, serialized
+  // with its shutdown, and returns whether it ran. For touching objects that
+  // belong to the context (timers) without racing its destruction.
+  virtual bool run_if_open(void (*f)(void*), void* arg) noexcept = 0;
+
+  // Queues `c` on the execution context, outside the actor; once the context
+  // has closed, or if it destroys `c` unrun, `c` runs on the calling thread.
+  virtual void deliver(deferred_call* c) noexcept = 0;
+
+  // Counts outstanding work on the execution context (as an Asio work guard
+  // does) where the context supports it.
+  virtual void context_work(bool started) noexcept = 0;
 
   // A plain handler run on the actor's executor threw; apply the actor's
   // failure policy. Called inside the actor.
@@ -81,7 +123,8 @@ class mailbox : public ref_counted {
       }
       if (stopped_.load(std::memory_order_acquire)) release_state_once();
       scheduled_.store(false, std::memory_order_seq_cst);
-      if (!queue_.pushed_since_empty()) return;
+      // A stop() that found `scheduled_` still true left the State to us.
+      if (!queue_.pushed_since_empty() && !release_pending()) return;
       if (scheduled_.exchange(true, std::memory_order_seq_cst)) return;
     }
   }
@@ -132,17 +175,29 @@ class mailbox : public ref_counted {
   }
 
   void release_state_once() noexcept {
-    if (!state_released_) {
-      state_released_ = true;
-      release_state();
-    }
+    if (!state_released_.exchange(true, std::memory_order_acq_rel)) release_state();
   }
+
+  bool release_pending() const noexcept {
+    return stopped_.load(std::memory_order_seq_cst) &&
+           !state_released_.load(std::memory_order_acquire);
+  }
+
+  friend class pool_core;
+  mailbox* registry_prev_ = nullptr;  // guarded by the pool's registry lock
+  mailbox* registry_next_ = nullptr;
 
   mpsc_queue queue_;
   std::atomic<bool> scheduled_{false};
   std::atomic<bool> stopped_{false};
-  bool state_released_ = false;  // consumer only
+  std::atomic<bool> state_released_{false};
 };
+
+// mailbox::run_if_open for any callable.
+template <class F>
+bool run_if_open(mailbox& m, F& f) noexcept {
+  return m.run_if_open([](void* p) { (*static_cast<F*>(p))(); }, &f);
+}
 
 // The handler an executor runs to drain a mailbox. If the executor destroys it
 // without running it (its context shut down), the mailbox's nodes are

@@ -1,11 +1,13 @@
-// The shared heart of courier::thread_pool: an io_context, its workers, and
-// the gate that decides whether an activation may still be queued.
+// The shared heart of courier::thread_pool: an io_context, its workers, the
+// actors spawned on it, and the gate that decides whether work may still be
+// queued.
 #pragma once
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/require.hpp>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -49,53 +51,124 @@ class pool_core final : public ref_counted {
 
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
-  // Queues a drain of `m`. False when the pool is closed: the caller then
-  // abandons the mailbox itself. Workers skip the gate: they can only post
-  // before close() has joined them, and close() destroys what they queued.
-  bool post_activation(mailbox* m) noexcept {
-    auto ex = asio::require(ctx_.get_executor(), asio::execution::blocking.never);
+  // Runs `f` unless the pool is closed, serialized with close(), and returns
+  // whether it ran. Workers skip the gate: they run only before close() has
+  // joined them, and close() destroys what they queued.
+  template <class F>
+  bool run_if_open(F&& f) noexcept {
     if (this_thread.pool == this) {
-      asio::execution::execute(ex, activation(m));
+      f();
       return true;
     }
     std::lock_guard<std::mutex> lock(gate_);
     if (closed_.load(std::memory_order_relaxed)) return false;
-    asio::execution::execute(ex, activation(m));
+    f();
     return true;
   }
 
-  // Shuts the pool down: graceful lets the workers finish every queued
+  // Queues a drain of `m`. False when the pool is closed: the caller then
+  // abandons the mailbox itself.
+  bool post_activation(mailbox* m) noexcept {
+    return run_if_open([&] {
+      asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
+                               activation(m));
+    });
+  }
+
+  // Queues `c` outside every actor; runs it here once the pool is closed.
+  void deliver(deferred_call* c) noexcept {
+    delivery d(c);
+    run_if_open([&] {
+      asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
+                               std::move(d));
+    });
+  }
+
+  void context_work(bool started) noexcept {
+    if (started)
+      ctx_.get_executor().on_work_started();
+    else
+      ctx_.get_executor().on_work_finished();
+  }
+
+  // Records an actor so that close() can stop it. False once closing began.
+  bool enroll(mailbox* m) noexcept {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    if (registry_closed_) return false;
+    m->registry_next_ = registry_head_;
+    if (registry_head_) registry_head_->registry_prev_ = m;
+    registry_head_ = m;
+    return true;
+  }
+
+  void withdraw(mailbox* m) noexcept {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    if (m->registry_prev_) m->registry_prev_->registry_next_ = m->registry_next_;
+    if (m->registry_next_) m->registry_next_->registry_prev_ = m->registry_prev_;
+    if (registry_head_ == m) registry_head_ = m->registry_next_;
+    m->registry_prev_ = m->registry_next_ = nullptr;
+  }
+
+  // Shuts the pool down. Graceful lets the workers finish every queued
   // handler (and what those queue) first; otherwise they stop after the
-  // handlers they are running. Then the gate closes and every handler still
-  // queued is destroyed unrun, which abandons the mailboxes it would have
-  // drained. Idempotent; must not be called from a worker of this pool.
+  // handlers they are running. Then the gate closes, every actor on the pool
+  // stops (on this thread), and every handler still queued is destroyed
+  // unrun, which abandons the mailboxes it would have drained. Idempotent;
+  // concurrent callers wait for the first; a call from inside the shutdown
+  // itself (a continuation it runs) returns at once.
   void close(bool graceful) {
-    std::lock_guard<std::mutex> serial(close_mutex_);
-    if (joined_) return;
     if (this_thread.pool == this)
       throw usage_error("thread_pool stopped or destroyed from one of its own worker threads");
+    {
+      std::unique_lock<std::mutex> lock(close_mutex_);
+      if (close_state_ == closing) {
+        if (closer_ != std::this_thread::get_id())
+          close_done_.wait(lock, [this] { return close_state_ == done; });
+        return;
+      }
+      if (close_state_ == done) return;
+      close_state_ = closing;
+      closer_ = std::this_thread::get_id();
+    }
     if (graceful) {
       work_.reset();
     } else {
-      {
-        std::lock_guard<std::mutex> lock(gate_);
-        closed_.store(true, std::memory_order_release);
-      }
+      shut_gate();
       ctx_.stop();
     }
     for (auto& t : workers_)
       if (t.joinable()) t.join();
-    joined_ = true;
-    {
-      std::lock_guard<std::mutex> lock(gate_);
-      closed_.store(true, std::memory_order_release);
-    }
+    shut_gate();
     work_.reset();
+    stop_all_actors();
     ctx_.shutdown();
+    {
+      std::lock_guard<std::mutex> lock(close_mutex_);
+      close_state_ = done;
+    }
+    close_done_.notify_all();
   }
 
  private:
   ~pool_core() override { close(false); }
+
+  void shut_gate() {
+    std::lock_guard<std::mutex> lock(gate_);
+    closed_.store(true, std::memory_order_release);
+  }
+
+  void stop_all_actors() {
+    std::vector<ref_ptr<mailbox>> live;
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      registry_closed_ = true;
+      for (mailbox* m = registry_head_; m != nullptr; m = m->registry_next_)
+        if (m->try_add_ref()) live.push_back(ref_ptr<mailbox>::adopt(m));
+    }
+    // With the gate shut, stop() abandons each idle mailbox on this thread;
+    // one whose activation is still queued is abandoned by ctx_.shutdown().
+    for (auto& m : live) m->stop();
+  }
 
   void work() noexcept {
     this_thread.pool = this;
@@ -113,12 +186,21 @@ class pool_core final : public ref_counted {
   pool_context ctx_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> workers_;
-  mutable std::mutex gate_;
-  // Written under gate_, so a post that saw it false under gate_ is queued
-  // before close() goes on; read without the lock by stopped() queries.
+
+  std::mutex gate_;
+  // Written under gate_, so work admitted under gate_ is queued before
+  // close() goes on; read without the lock by stopped() queries.
   std::atomic<bool> closed_{false};
+
+  std::mutex registry_mutex_;
+  mailbox* registry_head_ = nullptr;
+  bool registry_closed_ = false;
+
+  enum close_state { open, closing, done };
   std::mutex close_mutex_;
-  bool joined_ = false;
+  std::condition_variable close_done_;
+  close_state close_state_ = open;
+  std::thread::id closer_;
 };
 
 }  // namespace courier::detail

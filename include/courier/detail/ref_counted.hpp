@@ -18,6 +18,17 @@ class ref_counted {
 
   void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
 
+  // Takes a reference unless the count already reached zero (the object is
+  // being destroyed). For registries that hold plain pointers.
+  bool try_add_ref() const noexcept {
+    std::uint32_t n = refs_.load(std::memory_order_relaxed);
+    while (n != 0)
+      if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+        return true;
+    return false;
+  }
+
   void release() const noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }

@@ -13,64 +13,120 @@ namespace detail {
 
 // The timer behind an ask with a deadline. Whichever of the reply and the
 // timer comes first takes `out` and completes it; the other finds it gone.
+// It keeps the actor (and so its execution context) alive, and touches the
+// timer only while the context is open.
 template <class R>
 class ask_deadline final : public ref_counted {
  public:
-  explicit ask_deadline(asio::any_io_executor ex, ref_ptr<future_state<R>> out)
-      : timer_(std::move(ex)), out_(std::move(out)) {}
+  ask_deadline(ref_ptr<mailbox> home, ref_ptr<future_state<R>> out)
+      : home_(std::move(home)), timer_(home_->context_executor()), out_(std::move(out)) {}
 
   template <class Duration>
   static void start(const ref_ptr<ask_deadline>& self, Duration timeout) {
     std::lock_guard<std::mutex> lock(self->mutex_);
-    self->timer_.expires_after(timeout);
-    self->timer_.async_wait([self](const std::error_code& ec) {
-      if (ec) return;
-      if (auto out = self->take()) out->try_set_exception(std::make_exception_ptr(ask_timeout()));
-    });
+    auto arm = [&] {
+      self->timer_.expires_after(timeout);
+      self->timer_.async_wait([self](const std::error_code& ec) {
+        if (ec) return;
+        if (auto out = self->take()) out->try_set_exception(std::make_exception_ptr(ask_timeout()));
+      });
+    };
+    run_if_open(*self->home_, arm);
   }
 
   void reply(result<R>&& r) noexcept {
-    ref_ptr<future_state<R>> out;
+    ref_ptr<future_state<R>> out = take();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      out = std::move(out_);
-      timer_.cancel();
+      auto cancel = [this] { timer_.cancel(); };
+      run_if_open(*home_, cancel);
     }
     if (out) out->try_set_result(std::move(r));
   }
 
  private:
   ref_ptr<future_state<R>> take() noexcept {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(out_mutex_);
     return std::move(out_);
   }
 
-  // Asio timers are not safe for concurrent use; the mutex serializes the
+  ref_ptr<mailbox> home_;
+  // Asio timers are not safe for concurrent use; mutex_ serializes the
   // asking thread's async_wait with the replying thread's cancel.
   std::mutex mutex_;
   asio::steady_timer timer_;
+  std::mutex out_mutex_;
   ref_ptr<future_state<R>> out_;
 };
 
-// Delivers a finished ask to an Asio completion handler on the handler's
-// associated executor, holding outstanding work on it until then.
+// Invokes an async_ask completion handler with a result.
 template <class R, class Handler>
-void complete_async_ask(future<R>&& reply, Handler&& handler,
-                        const asio::any_io_executor& fallback) {
-  auto ex = asio::get_associated_executor(handler, fallback);
-  auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
-  on_result(std::move(reply),
-            [h = std::forward<Handler>(handler), work = std::move(work)](result<R>&& r) mutable {
-              asio::post(work, [h = std::move(h), r = std::move(r)]() mutable {
-                if constexpr (std::is_void_v<R>) {
-                  std::move(h)(r.error());
-                } else if (r.has_value()) {
-                  std::move(h)(std::exception_ptr(), std::move(r).value());
-                } else {
-                  std::move(h)(r.error(), R{});
-                }
-              });
-            });
+void invoke_with(Handler& h, result<R>&& r) {
+  if constexpr (std::is_void_v<R>) {
+    std::move(h)(r.error());
+  } else if (r.has_value()) {
+    std::move(h)(std::exception_ptr(), std::move(r).value());
+  } else {
+    std::move(h)(r.error(), R{});
+  }
+}
+
+// An async_ask completion for a handler with no executor of its own: it runs
+// on the actor's execution context, outside the actor, and holds work on that
+// context until it has run.
+template <class R, class Handler>
+class async_ask_call final : public deferred_call {
+ public:
+  async_ask_call(Handler h, result<R>&& r, ref_ptr<mailbox> home)
+      : h_(std::move(h)), r_(std::move(r)), home_(std::move(home)) {}
+  void run() noexcept override {
+    try {
+      invoke_with<R>(h_, std::move(r_));
+    } catch (...) {
+      // A completion handler that throws has no caller to report to.
+    }
+    home_->context_work(false);
+  }
+
+ private:
+  Handler h_;
+  result<R> r_;
+  ref_ptr<mailbox> home_;
+};
+
+// Delivers a finished ask to an Asio completion handler: on the handler's
+// associated executor if it has one (holding outstanding work on it until
+// then), otherwise on the actor's execution context.
+template <class R, class Handler>
+void complete_async_ask(future<R>&& reply, Handler&& handler, ref_ptr<mailbox> home) {
+  using handler_type = std::decay_t<Handler>;
+  if constexpr (std::is_same_v<asio::associated_executor_t<handler_type>, asio::system_executor>) {
+    home->context_work(true);
+    on_result(std::move(reply), [h = std::forward<Handler>(handler),
+                                 home = std::move(home)](result<R>&& r) mutable {
+      home->deliver(new async_ask_call<R, handler_type>(std::move(h), std::move(r), home));
+    });
+  } else {
+    auto work = asio::prefer(asio::get_associated_executor(handler),
+                             asio::execution::outstanding_work.tracked);
+    on_result(std::move(reply), [h = std::forward<Handler>(handler), work = std::move(work),
+                                 home = std::move(home)](result<R>&& r) mutable {
+      auto post = [&] {
+        asio::post(work, [h = std::move(h), r = std::move(r)]() mutable {
+          invoke_with<R>(h, std::move(r));
+        });
+      };
+      // On the actor's own context, post only while it is open; once it has
+      // shut down the handler is destroyed unrun, as Asio does.
+      if constexpr (asio::can_query<decltype(work), asio::execution::context_t>::value) {
+        if (&asio::query(work, asio::execution::context) == &home->context()) {
+          run_if_open(*home, post);
+          return;
+        }
+      }
+      post();
+    });
+  }
 }
 
 template <class Where>
@@ -153,8 +209,9 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     auto out =
         detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
     future<reply> f = detail::future_access::make(out);
-    auto deadline = detail::ref_ptr<detail::ask_deadline<reply>>::adopt(
-        new detail::ask_deadline<reply>(c.context_executor(), std::move(out)));
+    auto deadline =
+        detail::ref_ptr<detail::ask_deadline<reply>>::adopt(new detail::ask_deadline<reply>(
+            detail::ref_ptr<detail::mailbox>::share(&c), std::move(out)));
     detail::ask_deadline<reply>::start(deadline, timeout);
     detail::on_result(std::move(inner),
                       [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
@@ -180,7 +237,7 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
       [](auto&& handler, const actor& self, message msg) {
         detail::complete_async_ask<reply>(self.ask(std::move(msg)),
                                           std::forward<decltype(handler)>(handler),
-                                          self.core().context_executor());
+                                          detail::ref_ptr<detail::mailbox>::share(&self.core()));
       },
       token, *this, message(std::forward<M>(m)));
 }

@@ -59,6 +59,16 @@ class ask_deadline final : public ref_counted {
   ref_ptr<future_state<R>> out_;
 };
 
+// The completion signature of async_ask for a reply type.
+template <class R>
+struct ask_signature {
+  using type = void(std::exception_ptr, R);
+};
+template <>
+struct ask_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
 // Invokes an async_ask completion handler with a result.
 template <class R, class Handler>
 void invoke_with(Handler& h, result<R>&& r) {
@@ -230,8 +240,7 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
   static_assert(std::is_void_v<reply> || std::is_default_constructible_v<reply>,
                 "courier: async_ask() passes a value-initialized reply alongside an error, so the "
                 "reply type must be default-constructible; use ask() and then() otherwise");
-  using signature = std::conditional_t<std::is_void_v<reply>, void(std::exception_ptr),
-                                       void(std::exception_ptr, reply)>;
+  using signature = typename detail::ask_signature<reply>::type;
   (void)core();
   return asio::async_initiate<CompletionToken, signature>(
       [](auto&& handler, const actor& self, message msg) {

@@ -1,0 +1,525 @@
+#include "courier/supervision.hpp"
+
+#include <catch2/catch.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "courier/actor.hpp"
+#include "courier/thread_pool.hpp"
+
+namespace {
+
+struct custom_error : std::runtime_error {
+  explicit custom_error(int c) : std::runtime_error("custom"), code(c) {}
+  int code;
+};
+
+// Reads the exception's contents. Call it only after the thread that threw has
+// dropped its references (for an actor's handler: after a later message of
+// that actor was handled), because ThreadSanitizer cannot see libstdc++'s
+// uninstrumented exception_ptr reference counting and would report that
+// thread's final release as racing with this read.
+int code_of(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const custom_error& c) {
+    return c.code;
+  } catch (...) {
+  }
+  return -1;
+}
+
+template <class E>
+bool holds(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+// Signals a std::promise when the object holding it is destroyed. Moves carry
+// the signal along; copies (the restart factory's) do not.
+struct lifetime {
+  std::shared_ptr<std::promise<void>> on_destroy;
+
+  lifetime() = default;
+  explicit lifetime(std::shared_ptr<std::promise<void>> p) : on_destroy(std::move(p)) {}
+  lifetime(lifetime&& o) noexcept : on_destroy(std::move(o.on_destroy)) {}
+  lifetime(const lifetime&) {}
+  lifetime& operator=(lifetime&&) = delete;
+  lifetime& operator=(const lifetime&) = delete;
+  ~lifetime() {
+    if (on_destroy) on_destroy->set_value();
+  }
+};
+
+struct Inc {};
+struct Boom {};
+struct Get {};
+using counter_msg = std::variant<Inc, Boom, Get>;
+
+// Boom changes the State, then throws with the new value as the error code.
+struct counter {
+  int value = 0;
+  lifetime life{};
+
+  void handle(Inc) { ++value; }
+  int handle(Boom) {
+    ++value;
+    throw custom_error(value);
+  }
+  int handle(Get) const { return value; }
+};
+
+using counter_actor = courier::actor<counter, counter_msg>;
+
+// What the failure hook saw. The hook runs inside the actor; the mutex keeps
+// the test's reads obviously race-free.
+struct hook_log {
+  std::mutex mutex;
+  std::vector<courier::failure_kind> kinds;
+  std::vector<std::exception_ptr> errors;
+  int outside_actor = 0;
+  std::optional<courier::actor_executor> executor;
+
+  std::function<void(const courier::failure&)> hook() {
+    return [this](const courier::failure& f) {
+      std::optional<courier::actor_executor> ex;
+      try {
+        ex = courier::this_actor_executor();
+      } catch (const courier::usage_error&) {
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      kinds.push_back(f.kind);
+      errors.push_back(f.error);
+      if (!ex || !ex->running_in_this_thread()) ++outside_actor;
+      executor = ex;
+    };
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return kinds.size();
+  }
+};
+
+courier::spawn_options<counter> options(courier::failure_policy policy, hook_log* log = nullptr,
+                                        std::function<counter()> factory = {}) {
+  return courier::spawn_options<counter>{policy, std::move(factory),
+                                         log ? log->hook() : nullptr};
+}
+
+}  // namespace
+
+// --- resume ---------------------------------------------------------------------------
+
+TEST_CASE("supervision: resume keeps the State as the throwing handler left it",
+          "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  SECTION("explicit resume") {
+    auto a = courier::spawn<counter, counter_msg>(
+        pool, counter{}, options(courier::failure_policy::resume, &log));
+    a.tell(Inc{});
+    a.tell(Inc{});
+    a.tell(Boom{});  // value 3, then throws
+    a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 4);
+    CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);  // value 5
+    CHECK(a.ask(Get{}).get() == 5);
+    CHECK_FALSE(a.stopped());
+    CHECK(log.count() == 2);
+  }
+  SECTION("resume is the default") {
+    CHECK(courier::spawn_options<counter>{}.policy == courier::failure_policy::resume);
+    auto a = courier::spawn<counter, counter_msg>(pool, counter{});
+    a.tell(Boom{});
+    a.tell(Boom{});
+    a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 3);
+    CHECK_FALSE(a.stopped());
+  }
+}
+
+// --- stop -------------------------------------------------------------------------------
+
+TEST_CASE("supervision: stop ends the actor and pending and later asks fail with actor_stopped",
+          "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto destroyed = std::make_shared<std::promise<void>>();
+  auto state_gone = destroyed->get_future();
+  auto a = courier::spawn<counter, counter_msg>(pool, counter{0, lifetime(destroyed)},
+                                                options(courier::failure_policy::stop, &log));
+
+  SECTION("after a failed tell") {
+    a.tell(Inc{});
+    a.tell(Boom{});
+    // Queued after Boom by the same thread, so still pending when it fails.
+    std::vector<courier::future<int>> pending;
+    for (int i = 0; i < 5; ++i) pending.push_back(a.ask(Get{}));
+    for (auto& f : pending) CHECK_THROWS_AS(f.get(), courier::actor_stopped);
+    CHECK(a.stopped());
+    CHECK(log.count() == 1);
+  }
+  SECTION("after a failed ask: the asker gets the handler's exception") {
+    auto boom = a.ask(Boom{});
+    auto pending = a.ask(Get{});
+    CHECK_THROWS_AS(boom.get(), custom_error);
+    CHECK_THROWS_AS(pending.get(), courier::actor_stopped);
+    CHECK(a.stopped());
+  }
+  // Either way: later asks fail at once, tells are refused, the State is gone.
+  CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+  CHECK_THROWS_AS(a.ask(Boom{}).get(), courier::actor_stopped);
+  CHECK_FALSE(a.try_tell(Inc{}));
+  CHECK_NOTHROW(a.tell(Inc{}));  // dropped
+  state_gone.get();
+  CHECK(log.count() == 1);  // nothing else ran
+}
+
+// --- restart ----------------------------------------------------------------------------
+
+TEST_CASE("supervision: restart replaces the State with one from the factory", "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto factory_calls = std::make_shared<std::atomic<int>>(0);
+  auto destroyed = std::make_shared<std::promise<void>>();
+  auto first_state_gone = destroyed->get_future();
+  auto a = courier::spawn<counter, counter_msg>(
+      pool, counter{50, lifetime(destroyed)},
+      options(courier::failure_policy::restart, &log, [factory_calls] {
+        factory_calls->fetch_add(1);
+        return counter{100};
+      }));
+  CHECK(factory_calls->load() == 0);  // not called at spawn
+  a.tell(Inc{});
+  CHECK(a.ask(Get{}).get() == 51);
+  a.tell(Boom{});
+  CHECK(a.ask(Get{}).get() == 100);
+  first_state_gone.get();  // the old State was destroyed
+  a.tell(Inc{});
+  CHECK(a.ask(Get{}).get() == 101);
+  CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);  // 102, then restart
+  CHECK(a.ask(Get{}).get() == 100);
+  CHECK(factory_calls->load() == 2);
+  CHECK(log.count() == 2);
+  CHECK_FALSE(a.stopped());
+}
+
+TEST_CASE("supervision: restart's default factory copies the spawn-time State",
+          "[supervision]") {
+  courier::thread_pool pool(2);
+  auto a = courier::spawn<counter, counter_msg>(pool, counter{7},
+                                                options(courier::failure_policy::restart));
+  for (int i = 0; i < 5; ++i) a.tell(Inc{});
+  CHECK(a.ask(Get{}).get() == 12);
+  a.tell(Boom{});
+  CHECK(a.ask(Get{}).get() == 7);
+  // The copy is the spawn-time State, not the State at the last restart.
+  a.tell(Inc{});
+  a.tell(Inc{});
+  CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
+  CHECK(a.ask(Get{}).get() == 7);
+}
+
+TEST_CASE("supervision: a restart factory that throws stops the actor", "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a = courier::spawn<counter, counter_msg>(
+      pool, counter{1},
+      options(courier::failure_policy::restart, &log,
+              []() -> counter { throw std::runtime_error("no fresh state today"); }));
+  a.tell(Inc{});
+  auto boom = a.ask(Boom{}).then([](courier::result<int> r) { return r.error(); });
+  auto pending = a.ask(Get{});
+  CHECK_THROWS_AS(pending.get(), courier::actor_stopped);
+  CHECK(code_of(boom.get()) == 3);
+  CHECK(a.stopped());
+  CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+  CHECK(log.count() == 1);  // the factory's failure is not reported as another failure
+}
+
+TEST_CASE("supervision: restart with a non-copyable State needs a factory", "[supervision]") {
+  struct unique_counter {
+    std::unique_ptr<int> value = std::make_unique<int>(0);
+    void handle(Inc) { ++*value; }
+    int handle(Boom) { throw custom_error(++*value); }
+    int handle(Get) const { return *value; }
+  };
+  static_assert(!std::is_copy_constructible_v<unique_counter>);
+  courier::thread_pool pool(1);
+
+  SECTION("without one, spawn throws usage_error") {
+    courier::spawn_options<unique_counter> opts;
+    opts.policy = courier::failure_policy::restart;
+    CHECK_THROWS_AS((courier::spawn<unique_counter, counter_msg>(pool, unique_counter{}, opts)),
+                    courier::usage_error);
+  }
+  SECTION("with one, restart works") {
+    courier::spawn_options<unique_counter> opts{courier::failure_policy::restart,
+                                                [] { return unique_counter{}; }, nullptr};
+    auto a = courier::spawn<unique_counter, counter_msg>(pool, unique_counter{}, opts);
+    a.tell(Inc{});
+    a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 2);
+    a.tell(Boom{});
+    CHECK(a.ask(Get{}).get() == 0);
+  }
+  SECTION("other policies need no factory") {
+    auto a = courier::spawn<unique_counter, counter_msg>(
+        pool, unique_counter{},
+        courier::spawn_options<unique_counter>{courier::failure_policy::stop, {}, {}});
+    a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 1);
+  }
+}
+
+// --- the failure hook -----------------------------------------------------------------------
+
+TEST_CASE("supervision: the hook sees tell failures as failure_kind::tell", "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a = courier::spawn<counter, counter_msg>(pool, counter{},
+                                                options(courier::failure_policy::resume, &log));
+  a.tell(Boom{});
+  a.tell(Inc{});
+  a.tell(Boom{});
+  CHECK(a.ask(Get{}).get() == 3);  // the hook for the last Boom ran before Get
+  std::lock_guard<std::mutex> lock(log.mutex);
+  REQUIRE(log.kinds.size() == 2);
+  CHECK(log.kinds[0] == courier::failure_kind::tell);
+  CHECK(log.kinds[1] == courier::failure_kind::tell);
+  CHECK(code_of(log.errors[0]) == 1);
+  CHECK(code_of(log.errors[1]) == 3);
+  CHECK(log.outside_actor == 0);  // the hook runs inside the actor
+  REQUIRE(log.executor);
+  CHECK(*log.executor == a.get_executor());
+}
+
+TEST_CASE("supervision: ask failures reach the hook as failure_kind::ask and the asker",
+          "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a = courier::spawn<counter, counter_msg>(pool, counter{},
+                                                options(courier::failure_policy::resume, &log));
+  auto asker_error =
+      a.ask(Boom{}).then([](courier::result<int> r) { return r.error(); }).get();
+  CHECK(a.ask(Get{}).get() == 1);
+  CHECK(code_of(asker_error) == 1);
+  std::lock_guard<std::mutex> lock(log.mutex);
+  REQUIRE(log.kinds.size() == 1);
+  CHECK(log.kinds[0] == courier::failure_kind::ask);
+  CHECK(log.errors[0] == asker_error);  // the very same exception object
+  CHECK(log.outside_actor == 0);
+}
+
+TEST_CASE("supervision: failing handlers on the actor's executor are failure_kind::handler",
+          "[supervision]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  SECTION("resume: the actor keeps going") {
+    auto a = courier::spawn<counter, counter_msg>(pool, counter{},
+                                                  options(courier::failure_policy::resume, &log));
+    asio::post(a.get_executor(), [] { throw custom_error(41); });
+    asio::steady_timer timer(a.get_executor());
+    timer.expires_after(std::chrono::milliseconds(0));
+    std::promise<void> timer_fired;
+    timer.async_wait([&timer_fired](std::error_code) {
+      timer_fired.set_value();
+      throw custom_error(42);
+    });
+    timer_fired.get_future().get();
+    a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 1);
+    std::lock_guard<std::mutex> lock(log.mutex);
+    REQUIRE(log.kinds.size() == 2);
+    CHECK(log.kinds[0] == courier::failure_kind::handler);
+    CHECK(log.kinds[1] == courier::failure_kind::handler);
+    CHECK(code_of(log.errors[0]) == 41);
+    CHECK(code_of(log.errors[1]) == 42);
+    CHECK(log.outside_actor == 0);
+  }
+  SECTION("stop: the actor stops") {
+    auto a = courier::spawn<counter, counter_msg>(pool, counter{},
+                                                  options(courier::failure_policy::stop, &log));
+    asio::post(a.get_executor(), [] { throw custom_error(1); });
+    CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+    CHECK(a.stopped());
+    CHECK(log.count() == 1);
+  }
+  SECTION("restart: the State is replaced") {
+    auto a = courier::spawn<counter, counter_msg>(pool, counter{9},
+                                                  options(courier::failure_policy::restart, &log));
+    a.tell(Inc{});
+    asio::post(a.get_executor(), [] { throw custom_error(1); });
+    CHECK(a.ask(Get{}).get() == 9);
+    CHECK(log.count() == 1);
+  }
+}
+
+TEST_CASE("supervision: an exception thrown by the hook is ignored", "[supervision]") {
+  courier::thread_pool pool(2);
+  auto hook_calls = std::make_shared<std::atomic<int>>(0);
+  auto hook = [hook_calls](const courier::failure&) {
+    hook_calls->fetch_add(1);
+    throw std::runtime_error("hook failed");
+  };
+  SECTION("resume") {
+    auto a = courier::spawn<counter, counter_msg>(
+        pool, counter{}, courier::spawn_options<counter>{courier::failure_policy::resume, {}, hook});
+    a.tell(Boom{});
+    CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
+    a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 3);
+    CHECK(hook_calls->load() == 2);
+  }
+  SECTION("stop is still applied") {
+    auto a = courier::spawn<counter, counter_msg>(
+        pool, counter{}, courier::spawn_options<counter>{courier::failure_policy::stop, {}, hook});
+    a.tell(Boom{});
+    CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+    CHECK(hook_calls->load() == 1);
+  }
+}
+
+// --- the required scenario ------------------------------------------------------------------
+
+namespace {
+
+struct Deposit {
+  std::uint64_t amount;
+};
+struct Balance {};
+using account_msg = std::variant<Deposit, Balance>;
+
+struct account {
+  std::uint64_t balance = 0;
+  std::uint64_t handle(Deposit d) { return balance += d.amount; }
+  std::uint64_t handle(Balance) const { return balance; }
+};
+
+struct Work {};
+struct Stats {};
+using thrower_msg = std::variant<Work, Stats>;
+
+// Throws on every third Work, with that Work's 1-based number as the code.
+struct thrower {
+  int seen = 0;
+  int handle(Work) {
+    ++seen;
+    if (seen % 3 == 0) throw custom_error(seen);
+    return seen;
+  }
+  int handle(Stats) const { return seen; }
+};
+
+}  // namespace
+
+TEST_CASE("supervision: an actor throwing on every third message while others keep working",
+          "[supervision][pool]") {
+  auto threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool(static_cast<std::size_t>(threads));
+
+  constexpr int senders = 4;
+  constexpr int normal_actors = 3;
+  constexpr int tells_per_sender = 200;
+  constexpr int asks = 150;
+
+  auto tell_failures = std::make_shared<std::atomic<int>>(0);
+  auto ask_failures = std::make_shared<std::atomic<int>>(0);
+  auto other_failures = std::make_shared<std::atomic<int>>(0);
+  courier::spawn_options<thrower> opts;
+  opts.policy = courier::failure_policy::resume;
+  opts.on_failure = [=](const courier::failure& f) {
+    if (f.kind == courier::failure_kind::tell && holds<custom_error>(f.error))
+      tell_failures->fetch_add(1);
+    else if (f.kind == courier::failure_kind::ask && holds<custom_error>(f.error))
+      ask_failures->fetch_add(1);
+    else
+      other_failures->fetch_add(1);
+  };
+  auto bad = courier::spawn<thrower, thrower_msg>(pool, thrower{}, opts);
+
+  std::vector<courier::actor<account, account_msg>> good;
+  for (int i = 0; i < normal_actors; ++i)
+    good.push_back(courier::spawn<account, account_msg>(pool, account{}));
+
+  // Every sender tells the thrower and deposits into every account, asking
+  // for a receipt now and then, all concurrently.
+  std::vector<std::vector<courier::future<std::uint64_t>>> receipts(senders);
+  std::vector<std::thread> threads_out;
+  for (int s = 0; s < senders; ++s) {
+    threads_out.emplace_back([&, s] {
+      for (int k = 1; k <= tells_per_sender; ++k) {
+        bad.tell(Work{});
+        for (auto& g : good) {
+          if (k % 10 == 0)
+            receipts[static_cast<std::size_t>(s)].push_back(
+                g.ask(Deposit{static_cast<std::uint64_t>(k)}));
+          else
+            g.tell(Deposit{static_cast<std::uint64_t>(k)});
+        }
+      }
+    });
+  }
+  for (auto& t : threads_out) t.join();
+
+  // Every tell above happens-before these asks, so their numbers are known.
+  constexpr int told = senders * tells_per_sender;
+  // Each reply as (value, error): its error is inspected only after Stats.
+  std::vector<courier::future<std::pair<int, std::exception_ptr>>> replies;
+  for (int i = 0; i < asks; ++i)
+    replies.push_back(bad.ask(Work{}).then([](courier::result<int> r) {
+      return r.has_value() ? std::make_pair(r.value(), std::exception_ptr())
+                           : std::make_pair(0, r.error());
+    }));
+
+  // Stats is handled after every Work and every failure's hook.
+  CHECK(bad.ask(Stats{}).get() == told + asks);
+
+  int wrong = 0;
+  int asks_thrown = 0;
+  for (int i = 0; i < asks; ++i) {
+    const int number = told + i + 1;
+    const auto [value, error] = replies[static_cast<std::size_t>(i)].get();
+    const int outcome = error ? -code_of(error) : value;
+    if (number % 3 == 0) {
+      ++asks_thrown;
+      if (outcome != -number) ++wrong;
+    } else if (outcome != number) {
+      ++wrong;
+    }
+  }
+  CHECK(wrong == 0);
+
+  CHECK_FALSE(bad.stopped());
+  CHECK(tell_failures->load() == told / 3);
+  CHECK(ask_failures->load() == asks_thrown);
+  CHECK(other_failures->load() == 0);
+  CHECK(tell_failures->load() + ask_failures->load() == (told + asks) / 3);
+
+  // The other actors were never disturbed.
+  std::uint64_t per_sender = 0;
+  for (int k = 1; k <= tells_per_sender; ++k) per_sender += static_cast<std::uint64_t>(k);
+  for (auto& g : good) {
+    CHECK_FALSE(g.stopped());
+    CHECK(g.ask(Balance{}).get() == per_sender * senders);
+  }
+  for (auto& per : receipts)
+    for (auto& r : per) CHECK(r.get() <= per_sender * senders);
+}

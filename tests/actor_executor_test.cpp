@@ -1,6 +1,5 @@
 #include "courier/actor_executor.hpp"
 
-#include <catch2/catch.hpp>
 #include <asio/any_io_executor.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
@@ -14,6 +13,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -105,7 +105,8 @@ struct sentinel {
   sentinel(std::shared_ptr<int> t, std::latch* d, std::shared_ptr<std::atomic<int>> r)
       : token(std::move(t)), destroyed(d), ran(std::move(r)) {}
   sentinel(sentinel&& o) noexcept
-      : token(std::move(o.token)), destroyed(std::exchange(o.destroyed, nullptr)),
+      : token(std::move(o.token)),
+        destroyed(std::exchange(o.destroyed, nullptr)),
         ran(std::move(o.ran)) {}
   sentinel(const sentinel&) = delete;
   ~sentinel() {
@@ -119,8 +120,7 @@ struct sentinel {
 
 // --- an Asio executor ---------------------------------------------------------------------
 
-TEST_CASE("actor_executor: is an Asio executor with strand-like properties",
-          "[actor_executor]") {
+TEST_CASE("actor_executor: is an Asio executor with strand-like properties", "[actor_executor]") {
   static_assert(asio::execution::is_executor<courier::actor_executor>::value);
   static_assert(std::is_same_v<tally_actor::executor_type, courier::actor_executor>);
   courier::thread_pool pool(1);
@@ -269,8 +269,8 @@ TEST_CASE("actor_executor: dispatch inside the actor runs inline, post queues",
   courier::thread_pool pool(2);
   auto a = courier::spawn<tally, tally_msg>(pool, tally{});
   CHECK(a.ask(Probe{}).get());
-  const std::vector<std::string> expected{"handler start",  "dispatched",       "executed possibly",
-                                          "handler end",    "posted",           "executed never"};
+  const std::vector<std::string> expected{"handler start", "dispatched", "executed possibly",
+                                          "handler end",   "posted",     "executed never"};
   CHECK(a.ask(Log{}).get() == expected);
 }
 
@@ -310,8 +310,7 @@ TEST_CASE("actor_executor: after stop, submitted handlers are destroyed without 
   SECTION("handlers queued while the actor was busy") {
     auto entered = std::make_shared<std::promise<void>>();
     std::promise<void> release;
-    auto a = courier::spawn<blocker, Block>(
-        pool, blocker{entered, release.get_future().share()});
+    auto a = courier::spawn<blocker, Block>(pool, blocker{entered, release.get_future().share()});
     auto busy = a.ask(Block{});
     entered->get_future().wait();
 
@@ -354,7 +353,8 @@ TEST_CASE("actor_executor: after stop, submitted handlers are destroyed without 
   }
 }
 
-// --- this_actor_executor --------------------------------------------------------------------------
+// --- this_actor_executor
+// --------------------------------------------------------------------------
 
 TEST_CASE("actor_executor: this_actor_executor() names the running actor, and only inside one",
           "[actor_executor]") {
@@ -380,8 +380,9 @@ TEST_CASE("actor_executor: this_actor_executor() names the running actor, and on
     auto a = courier::spawn<who_state, Who>(pool, who_state{});
     CHECK(a.ask(Who{}).get() == a.get_executor());
     std::promise<bool> same;
-    asio::post(a.get_executor(),
-               [&same, home = a.get_executor()] { same.set_value(courier::this_actor_executor() == home); });
+    asio::post(a.get_executor(), [&same, home = a.get_executor()] {
+      same.set_value(courier::this_actor_executor() == home);
+    });
     CHECK(same.get_future().get());
   }
 }
@@ -425,9 +426,8 @@ TEST_CASE("actor_executor: co_spawn runs a coroutine inside the actor", "[actor_
   constexpr int bumps = 500;
   std::vector<std::future<std::uint64_t>> done;
   for (int c = 0; c < coroutines; ++c)
-    done.push_back(asio::co_spawn(a.get_executor(),
-                                  bump_from_coroutine(a.get_executor(), counts, rounds),
-                                  asio::use_future));
+    done.push_back(asio::co_spawn(
+        a.get_executor(), bump_from_coroutine(a.get_executor(), counts, rounds), asio::use_future));
   std::thread bumper([&a] {
     for (int i = 0; i < bumps; ++i) a.tell(Bump{});
   });
@@ -451,8 +451,8 @@ TEST_CASE("actor_executor: a coroutine on one actor awaits another and resumes a
     c->total += peers;  // touches home's State after resuming
     co_return home.running_in_this_thread() && peers == 5;
   };
-  auto f = asio::co_spawn(home_actor.get_executor(),
-                          coro(home_actor.get_executor(), other, counts), asio::use_future);
+  auto f = asio::co_spawn(home_actor.get_executor(), coro(home_actor.get_executor(), other, counts),
+                          asio::use_future);
   CHECK(f.get());
   CHECK(home_actor.ask(Total{}).get() == 5);
 }
@@ -527,13 +527,12 @@ TEST_CASE("actor_executor: async_ask with a callback", "[actor_executor][async_a
       void handle(Relay) {
         // By default the completion runs outside every actor; bound to this
         // actor's executor it runs inside this one.
-        target.async_ask(Balance{}, asio::bind_executor(courier::this_actor_executor(),
-                                                        [d = done](std::exception_ptr,
-                                                                   std::uint64_t v) {
-                                                          d->set_value(
-                                                              {v, courier::this_actor_executor()
-                                                                      .running_in_this_thread()});
-                                                        }));
+        target.async_ask(
+            Balance{},
+            asio::bind_executor(
+                courier::this_actor_executor(), [d = done](std::exception_ptr, std::uint64_t v) {
+                  d->set_value({v, courier::this_actor_executor().running_in_this_thread()});
+                }));
       }
     };
     auto done = std::make_shared<std::promise<std::pair<std::uint64_t, bool>>>();
@@ -670,9 +669,7 @@ TEST_CASE("actor_executor: async_ask with asio::experimental::deferred",
 
   auto balance = a.async_ask(Balance{}, asio::experimental::deferred);
   std::promise<std::uint64_t> got;
-  std::move(balance)([&got](std::exception_ptr e, std::uint64_t v) {
-    got.set_value(e ? 999 : v);
-  });
+  std::move(balance)([&got](std::exception_ptr e, std::uint64_t v) { got.set_value(e ? 999 : v); });
   CHECK(got.get_future().get() == 3);
 
   SECTION("errors") {

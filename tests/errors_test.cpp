@@ -1,7 +1,7 @@
 #include "courier/errors.hpp"
 
-#include <catch2/catch.hpp>
 #include <asio/post.hpp>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <exception>
 #include <future>
@@ -105,9 +105,9 @@ TEST_CASE("errors: every courier error derives from courier::error", "[errors]")
 
 TEST_CASE("errors: messages are non-empty and start with \"courier:\"", "[errors]") {
   const std::string messages[] = {
-      courier::actor_stopped().what(),   courier::ask_timeout().what(),
-      courier::broken_promise().what(),  courier::usage_error("something").what(),
-      courier::usage_error("").what(),   courier::would_block().what(),
+      courier::actor_stopped().what(),  courier::ask_timeout().what(),
+      courier::broken_promise().what(), courier::usage_error("something").what(),
+      courier::usage_error("").what(),  courier::would_block().what(),
   };
   for (const std::string& m : messages) {
     INFO(m);

@@ -1,8 +1,8 @@
 #include "courier/future.hpp"
 
-#include <catch2/catch.hpp>
 #include <asio/post.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <exception>
 #include <future>
@@ -230,8 +230,9 @@ TEST_CASE("future: then() by result<T> sees values and errors", "[future][then]"
     CHECK(f.get() == 500);
   }
   SECTION("an error passed on by rethrowing it") {
-    auto f = courier::make_failed_future<int>(make_error(6)).then(
-        [](courier::result<int> r) { return r.value(); });
+    auto f = courier::make_failed_future<int>(make_error(6)).then([](courier::result<int> r) {
+      return r.value();
+    });
     CHECK(error_code_of(f) == 6);
   }
 }
@@ -252,9 +253,7 @@ TEST_CASE("future: errors skip value continuations and propagate", "[future][the
                .then([&] { ++calls; });
   p.set_exception(make_error(13));
   CHECK(calls == 0);
-  SECTION("to get()") {
-    CHECK(error_code_of(f) == 13);
-  }
+  SECTION("to get()") { CHECK(error_code_of(f) == 13); }
   SECTION("to a result continuation at the end of the chain") {
     auto g = f.then([](courier::result<void> r) { return holds<custom_error>(r.error()); });
     CHECK(g.get());
@@ -307,8 +306,7 @@ TEST_CASE("future: a continuation returning future<U> is flattened", "[future][t
   }
 }
 
-TEST_CASE("future: an exception thrown by a continuation fails the next future",
-          "[future][then]") {
+TEST_CASE("future: an exception thrown by a continuation fails the next future", "[future][then]") {
   int later_calls = 0;
   courier::promise<int> p;
   auto failed = p.get_future().then([](int v) -> int { throw custom_error(v); });
@@ -317,11 +315,11 @@ TEST_CASE("future: an exception thrown by a continuation fails the next future",
     CHECK(error_code_of(failed) == 31);
   }
   SECTION("past later value continuations, to a result continuation") {
-    auto f = failed.then([&](int v) { return ++later_calls + v; })
-                 .then([&](courier::result<int> r) {
-                   CHECK_FALSE(r.has_value());
-                   return holds<custom_error>(r.error());
-                 });
+    auto f =
+        failed.then([&](int v) { return ++later_calls + v; }).then([&](courier::result<int> r) {
+          CHECK_FALSE(r.has_value());
+          return holds<custom_error>(r.error());
+        });
     p.set_value(32);
     CHECK(f.get());
     CHECK(later_calls == 0);
@@ -386,13 +384,15 @@ TEST_CASE("future<void>: then() by value and by result<void>", "[future][then]")
     CHECK(f.get() == 5);
   }
   SECTION("by result, with a value") {
-    auto f = courier::make_ready_future().then(
-        [](courier::result<void> r) { return r.has_value(); });
+    auto f =
+        courier::make_ready_future().then([](courier::result<void> r) { return r.has_value(); });
     CHECK(f.get());
   }
   SECTION("by result, with an error") {
-    auto f = courier::make_failed_future<void>(make_error(4)).then(
-        [](const courier::result<void>& r) { return holds<custom_error>(r.error()); });
+    auto f =
+        courier::make_failed_future<void>(make_error(4)).then([](const courier::result<void>& r) {
+          return holds<custom_error>(r.error());
+        });
     CHECK(f.get());
   }
   SECTION("an error skips a value continuation") {
@@ -690,8 +690,7 @@ TEST_CASE("future: then() attached while another thread completes runs exactly o
   CHECK(total.load() == 2 * rounds);
 }
 
-TEST_CASE("future: a failing promise races with then() and still resolves once",
-          "[future][race]") {
+TEST_CASE("future: a failing promise races with then() and still resolves once", "[future][race]") {
   constexpr int rounds = 3000;
   std::vector<courier::promise<int>> promises(rounds);
   std::vector<courier::future<int>> futures;
@@ -822,7 +821,9 @@ struct waiter {
     });
   }
   void handle(Add a) { total += a.n; }
-  std::uint64_t handle(Get) const { return total + static_cast<std::uint64_t>(continuations_inside); }
+  std::uint64_t handle(Get) const {
+    return total + static_cast<std::uint64_t>(continuations_inside);
+  }
 };
 
 }  // namespace
@@ -847,8 +848,8 @@ TEST_CASE("future: then() attached inside an actor runs as a message of that act
   std::vector<courier::future<std::uint64_t>> replies;
   std::vector<courier::actor<waiter, waiter_msg>> actors;
   for (int i = 0; i < rounds; ++i) {
-    auto pending = std::make_shared<courier::future<int>>(
-        promises[static_cast<std::size_t>(i)].get_future());
+    auto pending =
+        std::make_shared<courier::future<int>>(promises[static_cast<std::size_t>(i)].get_future());
     auto a = courier::spawn<waiter, waiter_msg>(pool, waiter{pending});
     replies.push_back(a.ask(Attach{}));
     actors.push_back(a);

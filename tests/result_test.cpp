@@ -65,16 +65,12 @@ TEST_CASE("result: failure holds the exception and value() rethrows it", "[resul
   REQUIRE(r.error());
   CHECK(code_of(r.error()) == 17);
 
-  SECTION("value() &") {
-    CHECK_THROWS_AS(r.value(), custom_error);
-  }
+  SECTION("value() &") { CHECK_THROWS_AS(r.value(), custom_error); }
   SECTION("value() const&") {
     const auto& cr = r;
     CHECK_THROWS_AS(cr.value(), custom_error);
   }
-  SECTION("value() &&") {
-    CHECK_THROWS_AS(std::move(r).value(), custom_error);
-  }
+  SECTION("value() &&") { CHECK_THROWS_AS(std::move(r).value(), custom_error); }
   SECTION("the rethrown exception is the stored one, unchanged") {
     try {
       (void)r.value();

@@ -1,9 +1,9 @@
 #include "courier/supervision.hpp"
 
-#include <catch2/catch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <exception>
 #include <future>
@@ -119,21 +119,19 @@ struct hook_log {
 
 courier::spawn_options<counter> options(courier::failure_policy policy, hook_log* log = nullptr,
                                         std::function<counter()> factory = {}) {
-  return courier::spawn_options<counter>{policy, std::move(factory),
-                                         log ? log->hook() : nullptr};
+  return courier::spawn_options<counter>{policy, std::move(factory), log ? log->hook() : nullptr};
 }
 
 }  // namespace
 
 // --- resume ---------------------------------------------------------------------------
 
-TEST_CASE("supervision: resume keeps the State as the throwing handler left it",
-          "[supervision]") {
+TEST_CASE("supervision: resume keeps the State as the throwing handler left it", "[supervision]") {
   courier::thread_pool pool(2);
   hook_log log;
   SECTION("explicit resume") {
-    auto a = courier::spawn<counter, counter_msg>(
-        pool, counter{}, options(courier::failure_policy::resume, &log));
+    auto a = courier::spawn<counter, counter_msg>(pool, counter{},
+                                                  options(courier::failure_policy::resume, &log));
     a.tell(Inc{});
     a.tell(Inc{});
     a.tell(Boom{});  // value 3, then throws
@@ -221,8 +219,7 @@ TEST_CASE("supervision: restart replaces the State with one from the factory", "
   CHECK_FALSE(a.stopped());
 }
 
-TEST_CASE("supervision: restart's default factory copies the spawn-time State",
-          "[supervision]") {
+TEST_CASE("supervision: restart's default factory copies the spawn-time State", "[supervision]") {
   courier::thread_pool pool(2);
   auto a = courier::spawn<counter, counter_msg>(pool, counter{7},
                                                 options(courier::failure_policy::restart));
@@ -241,9 +238,9 @@ TEST_CASE("supervision: a restart factory that throws stops the actor", "[superv
   courier::thread_pool pool(2);
   hook_log log;
   auto a = courier::spawn<counter, counter_msg>(
-      pool, counter{1},
-      options(courier::failure_policy::restart, &log,
-              []() -> counter { throw std::runtime_error("no fresh state today"); }));
+      pool, counter{1}, options(courier::failure_policy::restart, &log, []() -> counter {
+        throw std::runtime_error("no fresh state today");
+      }));
   a.tell(Inc{});
   auto boom = a.ask(Boom{}).then([](courier::result<int> r) { return r.error(); });
   auto pending = a.ask(Get{});
@@ -317,8 +314,7 @@ TEST_CASE("supervision: ask failures reach the hook as failure_kind::ask and the
   hook_log log;
   auto a = courier::spawn<counter, counter_msg>(pool, counter{},
                                                 options(courier::failure_policy::resume, &log));
-  auto asker_error =
-      a.ask(Boom{}).then([](courier::result<int> r) { return r.error(); }).get();
+  auto asker_error = a.ask(Boom{}).then([](courier::result<int> r) { return r.error(); }).get();
   CHECK(a.ask(Get{}).get() == 1);
   CHECK(code_of(asker_error) == 1);
   std::lock_guard<std::mutex> lock(log.mutex);
@@ -381,7 +377,8 @@ TEST_CASE("supervision: an exception thrown by the hook is ignored", "[supervisi
   };
   SECTION("resume") {
     auto a = courier::spawn<counter, counter_msg>(
-        pool, counter{}, courier::spawn_options<counter>{courier::failure_policy::resume, {}, hook});
+        pool, counter{},
+        courier::spawn_options<counter>{courier::failure_policy::resume, {}, hook});
     a.tell(Boom{});
     CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
     a.tell(Inc{});

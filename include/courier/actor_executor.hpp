@@ -1,6 +1,8 @@
 // courier/actor_executor.hpp: an actor's mailbox seen as an Asio executor.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
 #include <type_traits>

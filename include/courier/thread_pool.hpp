@@ -1,6 +1,8 @@
 // courier/thread_pool.hpp: the pool of worker threads that actors share.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
 #include <algorithm>
 #include <asio/io_context.hpp>
 #include <cstddef>

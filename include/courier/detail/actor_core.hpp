@@ -2,6 +2,8 @@
 // and the two ways its activations reach an executor.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
 #include <asio/any_io_executor.hpp>
 #include <asio/execution.hpp>
 #include <asio/query.hpp>

@@ -1,6 +1,8 @@
 // The scheduling core of an actor: a queue of nodes and one activation at a time.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
 #include <atomic>

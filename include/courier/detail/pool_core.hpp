@@ -3,6 +3,8 @@
 // queued.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/require.hpp>

@@ -1,6 +1,8 @@
 // Definitions for courier/actor.hpp.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/post.hpp>

@@ -1,0 +1,320 @@
+// bank.hpp: accounts as courier actors, and transfers as reply chains.
+//
+// Each account is an actor owning its balance. A transfer withdraws from the
+// source (reserving the amount there), then deposits to the target, then
+// settles the reservation; if the deposit fails, the reservation is refunded.
+// No step holds two accounts, and no thread waits for a reply.
+#pragma once
+
+#include <courier.hpp>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace bank {
+
+/// What an operation on the bank came to.
+enum class errc {
+  ok = 0,
+  insufficient_funds,  ///< the source holds less than the amount
+  unknown_account,     ///< no account has that name
+  duplicate_account,   ///< an account with that name is already open
+  same_account,        ///< a transfer from an account to itself
+  zero_amount,         ///< an amount of zero
+  balance_overflow,    ///< the deposit would take the balance past max_balance
+  account_closed,      ///< the account was closed (or its actor stopped)
+};
+
+/// A short English description of `e`.
+inline const char* describe(errc e) noexcept {
+  switch (e) {
+    case errc::ok:
+      return "ok";
+    case errc::insufficient_funds:
+      return "insufficient funds";
+    case errc::unknown_account:
+      return "unknown account";
+    case errc::duplicate_account:
+      return "duplicate account name";
+    case errc::same_account:
+      return "transfer to the same account";
+    case errc::zero_amount:
+      return "amount must be greater than zero";
+    case errc::balance_overflow:
+      return "balance would exceed the maximum";
+    case errc::account_closed:
+      return "account closed";
+  }
+  return "unknown error";
+}
+
+/// The exception the throwing API fails its futures with.
+class bank_error : public std::runtime_error {
+ public:
+  explicit bank_error(errc code) : std::runtime_error(describe(code)), code_(code) {}
+  errc code() const noexcept { return code_; }
+
+ private:
+  errc code_;
+};
+
+/// No account holds more than this (minor units). Balances plus amounts
+/// reserved by transfers in flight stay below it, so a refund can never
+/// overflow.
+inline constexpr std::uint64_t max_balance = std::numeric_limits<std::uint64_t>::max() / 2;
+
+// Messages of an account actor.
+struct Deposit {
+  std::uint64_t amount;
+};
+struct Withdraw {  ///< a plain withdrawal: the money leaves the bank
+  std::uint64_t amount;
+};
+struct Reserve {  ///< the first leg of a transfer: withdraw and hold for a refund
+  std::uint64_t amount;
+};
+struct Settle {  ///< the deposit leg succeeded: release the hold
+  std::uint64_t amount;
+};
+struct Refund {  ///< the deposit leg failed: give the held amount back
+  std::uint64_t amount;
+};
+struct GetBalance {};
+struct Close {};
+using account_msg = std::variant<Deposit, Withdraw, Reserve, Settle, Refund, GetBalance, Close>;
+
+/// The State of an account actor.
+struct account {
+  std::uint64_t balance = 0;
+  std::uint64_t reserved = 0;  ///< withdrawn by transfers whose deposit is not settled
+  bool closed = false;
+
+  errc handle(Deposit d) {
+    if (closed) return errc::account_closed;
+    if (d.amount == 0) return errc::zero_amount;
+    if (d.amount > max_balance - balance - reserved) return errc::balance_overflow;
+    balance += d.amount;
+    return errc::ok;
+  }
+  errc handle(Withdraw w) {
+    if (closed) return errc::account_closed;
+    if (w.amount == 0) return errc::zero_amount;
+    if (balance < w.amount) return errc::insufficient_funds;
+    balance -= w.amount;
+    return errc::ok;
+  }
+  errc handle(Reserve r) {
+    const errc e = handle(Withdraw{r.amount});
+    if (e == errc::ok) reserved += r.amount;
+    return e;
+  }
+  void handle(Settle s) { reserved -= s.amount; }
+  // Never fails, even on a closed account: balance + reserved is unchanged.
+  void handle(Refund r) {
+    reserved -= r.amount;
+    balance += r.amount;
+  }
+  std::uint64_t handle(GetBalance) const { return balance; }
+  errc handle(Close) {
+    if (closed) return errc::account_closed;
+    closed = true;
+    return errc::ok;
+  }
+};
+
+using account_ref = courier::actor<account, account_msg>;
+
+namespace detail {
+// The errc an account's reply stands for. A stopped account actor never
+// handled the message: as good as closed.
+inline errc code_of(const courier::result<errc>& r) noexcept {
+  if (r.has_value()) return r.value();
+  try {
+    std::rethrow_exception(r.error());
+  } catch (const bank_error& e) {
+    return e.code();
+  } catch (...) {
+    return errc::account_closed;
+  }
+}
+}  // namespace detail
+
+/// Moves `amount` from `from` to `to` and returns what happened, without
+/// throwing. The reply comes when the deposit has been acknowledged (or
+/// refused and refunded). Atomic as the caller sees it: on errc::ok exactly
+/// `amount` moved; on any error no balance changed.
+inline courier::future<errc> try_transfer(const account_ref& from, const account_ref& to,
+                                          std::uint64_t amount) {
+  if (amount == 0) return courier::make_ready_future(errc::zero_amount);
+  if (from == to) return courier::make_ready_future(errc::same_account);
+  return from.ask(Reserve{amount}).then([from, to, amount](courier::result<errc> reserved) {
+    const errc w = detail::code_of(reserved);
+    if (w != errc::ok) return courier::make_ready_future(w);
+    return to.ask(Deposit{amount}).then([from, amount](courier::result<errc> deposited) {
+      const errc d = detail::code_of(deposited);
+      if (d == errc::ok) {
+        from.tell(Settle{amount});
+        return errc::ok;
+      }
+      // The deposit was refused or never handled, so nothing reached the
+      // target: give the reservation back before the client hears.
+      from.tell(Refund{amount});
+      return d;
+    });
+  });
+}
+
+/// A bank: accounts by name. Opening and looking up go through a directory
+/// actor; balances and transfers go to the account actors themselves.
+///
+/// Thread safety: every member may be called from any thread; replies come
+/// as futures.
+class bank {
+ public:
+  /// A bank whose accounts run on `where` (a courier::thread_pool, an Asio
+  /// execution context or executor).
+  template <class Where>
+  explicit bank(Where& where)
+      : directory_(courier::spawn<directory, directory_msg>(
+            where, directory{[&where](std::uint64_t initial) {
+                               return courier::spawn<account, account_msg>(where, account{initial});
+                             },
+                             {},
+                             {}})) {}
+
+  /// Opens an account named `name` holding `initial`.
+  courier::future<errc> try_open(std::string name, std::uint64_t initial) {
+    return directory_.ask(Open{std::move(name), initial});
+  }
+  /// The account named `name`, or errc::unknown_account.
+  courier::future<std::variant<account_ref, errc>> find(std::string name) {
+    return directory_.ask(Find{std::move(name)});
+  }
+  courier::future<errc> try_deposit(std::string name, std::uint64_t amount) {
+    return on_account<errc>(std::move(name), [amount](const account_ref& a) {
+      return a.ask(Deposit{amount}).then([](courier::result<errc> r) {
+        return detail::code_of(r);
+      });
+    });
+  }
+  courier::future<errc> try_withdraw(std::string name, std::uint64_t amount) {
+    return on_account<errc>(std::move(name), [amount](const account_ref& a) {
+      return a.ask(Withdraw{amount}).then([](courier::result<errc> r) {
+        return detail::code_of(r);
+      });
+    });
+  }
+  courier::future<errc> try_close(std::string name) {
+    return on_account<errc>(std::move(name), [](const account_ref& a) {
+      return a.ask(Close{}).then([](courier::result<errc> r) { return detail::code_of(r); });
+    });
+  }
+  /// Moves `amount` between two named accounts. Checks what can be checked
+  /// before any money moves: amount > 0, two different accounts, both exist.
+  courier::future<errc> try_transfer(std::string from, std::string to, std::uint64_t amount) {
+    if (amount == 0) return courier::make_ready_future(errc::zero_amount);
+    if (from == to) return courier::make_ready_future(errc::same_account);
+    return directory_.ask(FindPair{std::move(from), std::move(to)})
+        .then([amount](std::variant<std::pair<account_ref, account_ref>, errc> found) {
+          if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
+          auto& [a, b] = std::get<0>(found);
+          return ::bank::try_transfer(a, b, amount);
+        });
+  }
+
+  /// Throwing forms: the future fails with bank_error instead of holding an
+  /// errc other than ok.
+  courier::future<void> open(std::string name, std::uint64_t initial) {
+    return checked(try_open(std::move(name), initial));
+  }
+  courier::future<void> deposit(std::string name, std::uint64_t amount) {
+    return checked(try_deposit(std::move(name), amount));
+  }
+  courier::future<void> withdraw(std::string name, std::uint64_t amount) {
+    return checked(try_withdraw(std::move(name), amount));
+  }
+  courier::future<void> close(std::string name) { return checked(try_close(std::move(name))); }
+  courier::future<void> transfer(std::string from, std::string to, std::uint64_t amount) {
+    return checked(try_transfer(std::move(from), std::move(to), amount));
+  }
+  /// The balance of the named account (a closed account keeps reporting the
+  /// balance it was closed with). Fails with bank_error(unknown_account).
+  courier::future<std::uint64_t> balance(std::string name) {
+    return find(std::move(name)).then([](std::variant<account_ref, errc> found) {
+      if (auto* e = std::get_if<errc>(&found))
+        return courier::make_failed_future<std::uint64_t>(std::make_exception_ptr(bank_error(*e)));
+      return std::get<0>(found).ask(GetBalance{});
+    });
+  }
+  /// Every account, in the order they were opened.
+  courier::future<std::vector<std::pair<std::string, account_ref>>> accounts() {
+    return directory_.ask(List{});
+  }
+
+ private:
+  struct Open {
+    std::string name;
+    std::uint64_t initial;
+  };
+  struct Find {
+    std::string name;
+  };
+  struct FindPair {
+    std::string from;
+    std::string to;
+  };
+  struct List {};
+  using directory_msg = std::variant<Open, Find, FindPair, List>;
+
+  struct directory {
+    std::function<account_ref(std::uint64_t)> spawn_account;
+    std::unordered_map<std::string, account_ref> by_name;
+    std::vector<std::pair<std::string, account_ref>> in_order;
+
+    errc handle(Open o) {
+      if (o.initial > max_balance) return errc::balance_overflow;
+      if (by_name.count(o.name) != 0) return errc::duplicate_account;
+      account_ref a = spawn_account(o.initial);
+      by_name.emplace(o.name, a);
+      in_order.emplace_back(std::move(o.name), std::move(a));
+      return errc::ok;
+    }
+    std::variant<account_ref, errc> handle(const Find& f) const {
+      auto it = by_name.find(f.name);
+      if (it == by_name.end()) return errc::unknown_account;
+      return it->second;
+    }
+    std::variant<std::pair<account_ref, account_ref>, errc> handle(const FindPair& f) const {
+      auto a = by_name.find(f.from);
+      auto b = by_name.find(f.to);
+      if (a == by_name.end() || b == by_name.end()) return errc::unknown_account;
+      return std::pair{a->second, b->second};
+    }
+    std::vector<std::pair<std::string, account_ref>> handle(List) const { return in_order; }
+  };
+
+  template <class R, class F>
+  courier::future<R> on_account(std::string name, F f) {
+    return find(std::move(name)).then([f = std::move(f)](std::variant<account_ref, errc> found) {
+      if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(R(*e));
+      return f(std::get<0>(found));
+    });
+  }
+
+  static courier::future<void> checked(courier::future<errc> f) {
+    return std::move(f).then([](errc e) {
+      if (e != errc::ok) throw bank_error(e);
+    });
+  }
+
+  courier::actor<directory, directory_msg> directory_;
+};
+
+}  // namespace bank

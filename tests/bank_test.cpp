@@ -1,0 +1,218 @@
+#include "bank/bank.hpp"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bank/simulate.hpp"
+
+namespace {
+
+using bank::errc;
+
+// Every account's balance, by name.
+std::map<std::string, std::uint64_t> snapshot(bank::bank& b) {
+  std::map<std::string, std::uint64_t> out;
+  for (auto& [name, ref] : b.accounts().get()) out[name] = ref.ask(bank::GetBalance{}).get();
+  return out;
+}
+
+std::uint64_t total(const std::map<std::string, std::uint64_t>& balances) {
+  std::uint64_t sum = 0;
+  for (auto& [name, v] : balances) sum += v;
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("bank: the classic transfer", "[bank]") {
+  courier::thread_pool pool{2};
+  bank::bank b(pool);
+  b.open("alice", 1000).get();
+  b.open("bob", 500).get();
+  b.transfer("alice", "bob", 200).get();
+  CHECK(b.balance("alice").get() == 800);
+  CHECK(b.balance("bob").get() == 700);
+}
+
+TEST_CASE("bank: every error leaves every balance unchanged", "[bank]") {
+  courier::thread_pool pool{2};
+  bank::bank b(pool);
+  b.open("alice", 1000).get();
+  b.open("bob", 500).get();
+  b.open("carol", 0).get();
+  b.open("full", bank::max_balance - 10).get();
+  b.open("shut", 300).get();
+  b.close("shut").get();
+  const auto before = snapshot(b);
+
+  struct attempt {
+    const char* what;
+    courier::future<errc> result;
+    errc expected;
+  };
+  std::vector<attempt> attempts;
+  attempts.push_back(
+      {"insufficient funds", b.try_transfer("bob", "alice", 501), errc::insufficient_funds});
+  attempts.push_back(
+      {"empty source", b.try_transfer("carol", "alice", 1), errc::insufficient_funds});
+  attempts.push_back(
+      {"unknown source", b.try_transfer("mallory", "alice", 1), errc::unknown_account});
+  attempts.push_back(
+      {"unknown target", b.try_transfer("alice", "mallory", 1), errc::unknown_account});
+  attempts.push_back({"same account", b.try_transfer("alice", "alice", 1), errc::same_account});
+  attempts.push_back({"zero transfer", b.try_transfer("alice", "bob", 0), errc::zero_amount});
+  attempts.push_back({"zero deposit", b.try_deposit("alice", 0), errc::zero_amount});
+  attempts.push_back({"zero withdraw", b.try_withdraw("alice", 0), errc::zero_amount});
+  attempts.push_back({"overflowing deposit", b.try_deposit("full", 11), errc::balance_overflow});
+  attempts.push_back(
+      {"overflowing transfer", b.try_transfer("alice", "full", 11), errc::balance_overflow});
+  attempts.push_back(
+      {"transfer to closed", b.try_transfer("alice", "shut", 5), errc::account_closed});
+  attempts.push_back(
+      {"transfer from closed", b.try_transfer("shut", "alice", 5), errc::account_closed});
+  attempts.push_back({"deposit to closed", b.try_deposit("shut", 5), errc::account_closed});
+  attempts.push_back({"withdraw too much", b.try_withdraw("bob", 501), errc::insufficient_funds});
+  attempts.push_back({"duplicate name", b.try_open("alice", 7), errc::duplicate_account});
+  attempts.push_back({"opening above the maximum", b.try_open("huge", bank::max_balance + 1),
+                      errc::balance_overflow});
+  attempts.push_back({"close twice", b.try_close("shut"), errc::account_closed});
+  for (auto& a : attempts) {
+    INFO(a.what);
+    CHECK(a.result.get() == a.expected);
+  }
+  CHECK(snapshot(b) == before);
+  CHECK_THROWS_AS(b.balance("mallory").get(), bank::bank_error);
+  try {
+    b.transfer("alice", "bob", 0).get();
+    FAIL("transfer of zero succeeded");
+  } catch (const bank::bank_error& e) {
+    CHECK(e.code() == errc::zero_amount);
+  }
+  CHECK(snapshot(b) == before);
+}
+
+TEST_CASE("bank: money is conserved under concurrent random transfers", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  bank::bank b(pool);
+  constexpr int accounts = 50;
+  constexpr std::uint64_t initial = 1000;
+  for (int i = 0; i < accounts; ++i) b.open("acct" + std::to_string(i), initial).get();
+  std::vector<bank::account_ref> refs;
+  for (auto& [name, ref] : b.accounts().get()) refs.push_back(ref);
+  std::atomic<int> ok{0};
+  std::atomic<int> rejected{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c)
+    clients.emplace_back([&, c] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 1);
+      for (int i = 0; i < 1500; ++i) {
+        const auto from = rng() % accounts;
+        auto to = rng() % accounts;
+        while (to == from) to = rng() % accounts;
+        const errc e = bank::try_transfer(refs[from], refs[to], 1 + rng() % 700).get();
+        if (e == errc::ok)
+          ++ok;
+        else if (e == errc::insufficient_funds)
+          ++rejected;
+        else
+          ++other;
+      }
+    });
+  for (auto& t : clients) t.join();
+  CHECK(other == 0);
+  CHECK(ok + rejected == 8 * 1500);
+  CHECK(rejected > 0);  // the amounts are large enough that some must bounce
+  const auto after = snapshot(b);
+  CHECK(total(after) == accounts * initial);
+  for (auto& [name, v] : after) CHECK(v <= accounts * initial);
+}
+
+TEST_CASE("bank: W1 simulation conserves money", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  bank::simulation_options o;
+  o.accounts = 200;
+  o.clients = 32;
+  o.transfers = 20000;
+  o.threads = static_cast<std::size_t>(threads);
+  const auto r = bank::simulate(o);
+  CHECK(r.transfers == 20000);
+  CHECK(r.conserved);
+  CHECK(r.actual_total == 200 * o.initial_balance);
+}
+
+TEST_CASE("bank: a storm of opposite transfers between two accounts completes", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  bank::bank b(pool);
+  b.open("alice", 1000).get();
+  b.open("bob", 1000).get();
+  auto pair = b.accounts().get();
+  const bank::account_ref alice = pair[0].second;
+  const bank::account_ref bob = pair[1].second;
+  std::vector<courier::future<errc>> storm;
+  for (int i = 0; i < 5000; ++i) {
+    storm.push_back(bank::try_transfer(alice, bob, 3));
+    storm.push_back(bank::try_transfer(bob, alice, 3));
+  }
+  int ok = 0;
+  for (auto& f : storm) {
+    const errc e = f.get();
+    CHECK((e == errc::ok || e == errc::insufficient_funds));
+    ok += e == errc::ok;
+  }
+  CHECK(ok > 0);
+  CHECK(b.balance("alice").get() + b.balance("bob").get() == 2000);
+}
+
+TEST_CASE("bank: a deposit refused for overflow refunds the source exactly", "[bank]") {
+  courier::thread_pool pool{2};
+  bank::bank b(pool);
+  b.open("alice", 1000).get();
+  b.open("full", bank::max_balance - 50).get();
+  std::vector<courier::future<errc>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(b.try_transfer("alice", "full", 10));
+  int ok = 0;
+  for (auto& f : fs) {
+    const errc e = f.get();
+    CHECK((e == errc::ok || e == errc::balance_overflow));
+    ok += e == errc::ok;
+  }
+  CHECK(ok == 5);
+  CHECK(b.balance("alice").get() == 1000 - 50);
+  CHECK(b.balance("full").get() == bank::max_balance);
+  // The refunded reservations are released: alice can send the rest away.
+  b.open("carol", 0).get();
+  CHECK(b.try_transfer("alice", "carol", 950).get() == errc::ok);
+  CHECK(b.balance("alice").get() == 0);
+}
+
+TEST_CASE("bank: closing the target while transfers are in flight refunds exactly", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  bank::bank b(pool);
+  b.open("alice", 100000).get();
+  b.open("bob", 0).get();
+  std::vector<courier::future<errc>> fs;
+  for (int i = 0; i < 4000; ++i) {
+    fs.push_back(b.try_transfer("alice", "bob", 7));
+    if (i == 2000) b.close("bob").get();
+  }
+  std::uint64_t moved = 0;
+  int closed = 0;
+  for (auto& f : fs) {
+    const errc e = f.get();
+    REQUIRE((e == errc::ok || e == errc::account_closed));
+    if (e == errc::ok) moved += 7;
+    closed += e == errc::account_closed;
+  }
+  CHECK(closed > 0);
+  CHECK(b.balance("bob").get() == moved);
+  CHECK(b.balance("alice").get() == 100000 - moved);
+}

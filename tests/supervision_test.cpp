@@ -520,3 +520,19 @@ TEST_CASE("supervision: an actor throwing on every third message while others ke
   for (auto& per : receipts)
     for (auto& r : per) CHECK(r.get() <= per_sender * senders);
 }
+
+TEST_CASE("supervision: a failed ask returns after the hook ran and the policy applied",
+          "[supervision]") {
+  // The asker is woken only once the failure has been handled, so what it
+  // checks next already reflects the policy and the hook.
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  for (int i = 0; i < 200; ++i) {
+    hook_log log;
+    auto a = courier::spawn<counter, counter_msg>(pool, counter{},
+                                                  options(courier::failure_policy::stop, &log));
+    CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
+    REQUIRE(a.stopped());
+    REQUIRE(log.count() == 1);
+  }
+}

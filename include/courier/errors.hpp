@@ -46,15 +46,16 @@ class usage_error : public error {
   explicit usage_error(const std::string& what) : error("courier: " + what) {}
 };
 
-/// future::get() was called on a thread where blocking could deadlock: a
-/// courier::thread_pool worker, or a thread running an actor's handler or a
+/// future::get() or wait() was called where blocking could deadlock: on a
+/// courier::thread_pool worker, inside an actor's handler, or inside any
 /// continuation. Use then() or async_ask() with co_await there instead.
 class would_block : public usage_error {
  public:
   would_block()
       : usage_error(
-            "future::get() called on a courier pool thread or inside an actor; blocking here "
-            "could deadlock the pool. Use then() or co_await async_ask() instead") {}
+            "future::get() called on a courier pool thread, inside an actor or inside a "
+            "continuation; blocking there could deadlock. Use then() or co_await async_ask() "
+            "instead") {}
 };
 
 }  // namespace courier

@@ -32,7 +32,10 @@ struct future_access;
 /// without any lock. If that actor stops first, the continuation does not run
 /// and the future then() returned fails with actor_stopped. A continuation
 /// attached outside every actor runs on the thread that completes the future
-/// (or at once, inside then(), if the future is already complete).
+/// (or at once, inside then(), if the future is already complete); when that
+/// thread is itself running a continuation, the new one runs right after it
+/// returns, so a chain of any length completes on a flat stack. Blocking
+/// inside a continuation (get(), wait()) throws would_block.
 ///
 /// Thread safety: distinct objects are safe; a shared object is not. The
 /// promise may complete on any thread.
@@ -58,8 +61,9 @@ class future {
 
   /// Blocks until the result is in, then returns the value or throws the
   /// stored exception. Consumes the future.
-  /// @throws would_block on a courier pool thread or inside an actor (where
-  /// waiting could deadlock; the future stays valid); usage_error if !valid();
+  /// @throws would_block on a courier pool thread, inside an actor or inside a
+  /// continuation (where waiting could deadlock; the future stays valid);
+  /// usage_error if !valid();
   /// otherwise whatever the asker's handler threw, or actor_stopped,
   /// ask_timeout, broken_promise.
   T get();

@@ -123,9 +123,11 @@ class ask_node final : public mailbox_node {
         reply_.try_set_value(core.handle(std::move(msg_)));
       }
     } catch (...) {
+      // The hook and the policy come first, so that an asker woken by the
+      // failure already sees their effect (a stopped actor, say).
       std::exception_ptr e = std::current_exception();
-      reply_.try_set_exception(e);
-      core.fail(std::move(e), failure_kind::ask);
+      core.fail(e, failure_kind::ask);
+      reply_.try_set_exception(std::move(e));
     }
     delete this;
   }

@@ -11,13 +11,54 @@
 
 namespace courier::detail {
 
-// Runs once the state it is attached to holds a result. fire() owns the object.
+class continuation;
+
+// The continuations waiting to run on one thread (see continuation::start).
+struct continuation_queue {
+  continuation* head = nullptr;
+  continuation* tail = nullptr;
+  bool running = false;
+};
+inline thread_local continuation_queue this_thread_continuations;
+
+// Runs once the state it is attached to holds a result; on_ready() owns the
+// object.
+//
+// Completing a future runs its continuation on the completing thread, which
+// may complete the next future, and so on: a chain of N links would nest N
+// calls deep. start() runs continuations through a per-thread queue instead,
+// so a thread that is already running one finishes it before the next starts
+// and the stack stays flat however long the chain.
 class continuation {
  public:
-  virtual void fire() noexcept = 0;
+  void start() noexcept {
+    continuation_queue& q = this_thread_continuations;
+    next_ = nullptr;
+    if (q.running) {
+      (q.tail ? q.tail->next_ : q.head) = this;
+      q.tail = this;
+      return;
+    }
+    q.running = true;
+    on_ready();
+    while (continuation* c = q.head) {
+      q.head = c->next_;
+      if (q.head == nullptr) q.tail = nullptr;
+      c->on_ready();
+    }
+    q.running = false;
+  }
+
+  // Whether the calling thread is running a continuation. A blocking wait
+  // there could wait for a continuation queued behind the running one.
+  static bool running_on_this_thread() noexcept { return this_thread_continuations.running; }
 
  protected:
   ~continuation() = default;
+  virtual void on_ready() noexcept = 0;
+
+ private:
+  continuation* next_ = nullptr;
 };
 
 // The lock-free part shared by every future_state<T>. One word of flags
@@ -40,7 +81,7 @@ class future_state_base : public ref_counted {
   // Attaches the single continuation; fires it at once if the result is in.
   void attach(continuation* c) noexcept {
     continuation_ = c;
-    if (flags_.fetch_or(continuation_bit, std::memory_order_acq_rel) & ready_bit) c->fire();
+    if (flags_.fetch_or(continuation_bit, std::memory_order_acq_rel) & ready_bit) c->start();
   }
 
  protected:
@@ -58,7 +99,7 @@ class future_state_base : public ref_counted {
     add_ref();
     const unsigned prev = flags_.fetch_or(ready_bit, std::memory_order_acq_rel);
     if (prev & waiter_bit) flags_.notify_all();
-    if (prev & continuation_bit) continuation_->fire();
+    if (prev & continuation_bit) continuation_->start();
     release();
   }
 

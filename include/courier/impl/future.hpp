@@ -75,7 +75,7 @@ class callback_continuation final : public continuation {
  public:
   callback_continuation(ref_ptr<future_state<T>> src, F f)
       : src_(std::move(src)), f_(std::move(f)) {}
-  void fire() noexcept override {
+  void on_ready() noexcept override {
     f_(std::move(src_->get()));
     delete this;
   }
@@ -132,7 +132,7 @@ class then_continuation final : public continuation, public mailbox_node {
   then_continuation(ref_ptr<future_state<T>> src, F f, promise<U> next, ref_ptr<mailbox> home)
       : src_(std::move(src)), f_(std::move(f)), next_(std::move(next)), home_(std::move(home)) {}
 
-  void fire() noexcept override {
+  void on_ready() noexcept override {
     if (home_) {
       ref_ptr<mailbox> home = std::move(home_);
       home->post(this);
@@ -194,14 +194,16 @@ bool future<T>::ready() const {
 template <class T>
 void future<T>::wait() const {
   if (!state_) throw usage_error("wait() called on an invalid future");
-  if (detail::blocking_forbidden()) throw would_block();
+  if (detail::blocking_forbidden() || detail::continuation::running_on_this_thread())
+    throw would_block();
   state_->wait();
 }
 
 template <class T>
 T future<T>::get() {
   if (!state_) throw usage_error("get() called on an invalid future");
-  if (detail::blocking_forbidden()) throw would_block();
+  if (detail::blocking_forbidden() || detail::continuation::running_on_this_thread())
+    throw would_block();
   auto s = take_state("get");
   s->wait();
   if constexpr (std::is_void_v<T>) {

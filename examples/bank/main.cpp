@@ -100,10 +100,13 @@ int simulate(int argc, char** argv) {
     }
     ++i;
   }
-  const bool show_progress = !json && isatty(STDERR_FILENO) && o.transfers >= 2000000;
+  // A progress line on a terminal, once the run has lasted a second.
+  const bool show_progress = isatty(STDERR_FILENO) != 0;
   if (show_progress) {
     const std::uint64_t total = o.transfers;
-    o.progress = [total](std::uint64_t done) {
+    const auto start = std::chrono::steady_clock::now();
+    o.progress = [total, start](std::uint64_t done) {
+      if (std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) return;
       std::fprintf(stderr, "\r%" PRIu64 " / %" PRIu64 " transfers", done, total);
     };
   }

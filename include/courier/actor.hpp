@@ -81,7 +81,7 @@ class actor {
   /// ask() as an Asio asynchronous operation with completion signature
   /// `void(std::exception_ptr, R)` (`void(std::exception_ptr)` for a `void`
   /// reply), for callbacks, `asio::use_awaitable`, `asio::use_future`,
-  /// `asio::deferred` or any other completion token. The completion runs on the
+  /// `asio::experimental::deferred` or any other completion token. The completion runs on the
   /// handler's associated executor, by default on the executor the actor runs
   /// on (outside the actor); that executor's context counts the operation as
   /// outstanding work until it completes. On failure `R` is value-initialized.

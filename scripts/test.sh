@@ -56,4 +56,5 @@ sanitizer_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEB
   build_and_test build/asan "${sanitizer_flags[@]}" -DCOURIER_SANITIZE=address
 )
 # Last, so that its ctest summary ends the output.
-build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOURIER_SANITIZE=
+build_and_test build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOURIER_SANITIZE= \
+  -DCOURIER_BUILD_BENCHMARKS=ON

@@ -69,6 +69,9 @@ class future_state_base : public ref_counted {
  public:
   bool ready() const noexcept { return flags_.load(std::memory_order_acquire) & ready_bit; }
 
+  // Whether a result was stored (or is being stored) by some setter.
+  bool claimed() const noexcept { return flags_.load(std::memory_order_acquire) & claimed_bit; }
+
   // Blocks the calling thread until the result is published.
   void wait() const noexcept {
     unsigned f = flags_.fetch_or(waiter_bit, std::memory_order_acq_rel) | waiter_bit;

@@ -244,7 +244,9 @@ promise<T>& promise<T>::operator=(promise&& other) noexcept {
 
 template <class T>
 promise<T>::~promise() {
-  if (state_) state_->try_set_exception(std::make_exception_ptr(broken_promise()));
+  // Build the exception only when it is needed: most promises are satisfied.
+  if (state_ && !state_->claimed())
+    state_->try_set_exception(std::make_exception_ptr(broken_promise()));
 }
 
 template <class T>

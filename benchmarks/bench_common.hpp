@@ -1,0 +1,140 @@
+// bench_common.hpp: what every workload of courier_bench shares: the sizes of
+// the workloads (WORKLOAD.md), the result of one measurement, clocks, memory
+// readings from /proc, and the transfer draw of W1.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bank/simulate.hpp"  // bank::splitmix64, the generator every W1 implementation draws from
+
+namespace bench {
+
+/// The sizes of every workload. The defaults are WORKLOAD.md's; quick() scales
+/// each one down about ten times for a fast check.
+struct workload_sizes {
+  std::size_t accounts = 1000;  ///< W1 (W1-hot uses 2)
+  std::size_t clients = 64;
+  std::uint64_t transfers = 1000000;
+  std::uint64_t initial_balance = 1000000;
+  std::uint64_t seed = 42;                     ///< client i draws from splitmix64(seed + i)
+  std::uint64_t ping_pong_messages = 1000000;  ///< W2: total per pair set
+  std::size_t fan_in_senders = 2;              ///< W3
+  std::uint64_t fan_in_per_sender = 5000000;
+  std::uint64_t fan_in_chunk = 256;    ///< increments a sender task sends before yielding
+  std::size_t spawn_actors = 1000000;  ///< W4
+
+  static workload_sizes quick() {
+    workload_sizes s;
+    s.transfers = 100000;
+    s.ping_pong_messages = 100000;
+    s.fan_in_per_sender = 500000;
+    s.spawn_actors = 100000;
+    return s;
+  }
+};
+
+/// The outcome of one measurement (one workload, one implementation, one
+/// thread count), printed by the child process as one JSON line.
+struct measurement {
+  std::uint64_t ops = 0;  ///< transfers, messages or actors spawned
+  double seconds = 0;     ///< the timed part only
+  bool ok = false;        ///< every correctness check passed
+  std::string check;      ///< what the check found, e.g. "CONSERVED"
+  // W4 only (negative elsewhere).
+  double bytes_per_actor = -1;       ///< (peak RSS - RSS before spawning) / N
+  double idle_bytes_per_actor = -1;  ///< (RSS right after spawning - RSS before) / N
+  double total_seconds = -1;         ///< spawn, deposits, one read and shutdown
+  std::uint64_t rejected = 0;        ///< W1: transfers refused for insufficient funds
+
+  double ops_per_second() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+};
+
+using clock = std::chrono::steady_clock;
+
+inline double seconds_between(clock::time_point a, clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+/// A field of /proc/self/status in kB ("VmRSS", "VmHWM"), or -1.
+inline long proc_status_kb(const char* field) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kb = -1;
+  const std::size_t len = std::strlen(field);
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, field, len) == 0 && line[len] == ':') {
+      kb = std::strtol(line + len + 1, nullptr, 10);
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb;
+}
+
+/// One W1 transfer as WORKLOAD.md draws it: from, then to (redrawn while it
+/// equals from), then the amount.
+struct transfer_draw {
+  std::uint32_t from;
+  std::uint32_t to;
+  std::uint64_t amount;
+};
+
+inline transfer_draw draw_transfer(bank::splitmix64& rng, std::uint64_t accounts) {
+  const std::uint64_t from = rng.next() % accounts;
+  std::uint64_t to = rng.next() % accounts;
+  while (to == from) to = rng.next() % accounts;
+  const std::uint64_t amount = 1 + rng.next() % 100;
+  return {static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to), amount};
+}
+
+/// A W1 client: its generator, how many transfers it still has to make, and
+/// what came back. Cache-line aligned: clients run on different threads.
+struct alignas(64) bank_client {
+  bank::splitmix64 rng{0};
+  std::uint64_t remaining = 0;
+  std::uint64_t ok = 0;
+  std::uint64_t rejected = 0;
+};
+
+/// Clients seeded and given their share of the transfers as WORKLOAD.md says.
+inline std::vector<bank_client> make_clients(const workload_sizes& s) {
+  std::vector<bank_client> clients(s.clients);
+  const std::uint64_t per_client = s.transfers / s.clients;
+  const std::uint64_t extra = s.transfers % s.clients;
+  for (std::size_t i = 0; i < s.clients; ++i) {
+    clients[i].rng = bank::splitmix64(s.seed + i);
+    clients[i].remaining = per_client + (i < extra ? 1 : 0);
+  }
+  return clients;
+}
+
+/// Fills the W1 part of `m` from the clients and the final balances.
+template <class Balances>
+void check_bank(measurement& m, const workload_sizes& s, std::size_t accounts,
+                const std::vector<bank_client>& clients, const Balances& balances) {
+  std::uint64_t ok = 0;
+  std::uint64_t rejected = 0;
+  for (const auto& c : clients) {
+    ok += c.ok;
+    rejected += c.rejected;
+  }
+  std::uint64_t total = 0;
+  for (std::uint64_t b : balances) total += b;
+  const std::uint64_t expected = s.initial_balance * accounts;
+  m.ops = ok + rejected;
+  m.rejected = rejected;
+  const bool conserved = total == expected;
+  const bool counted = m.ops == s.transfers;
+  m.ok = conserved && counted;
+  m.check = conserved ? "CONSERVED" : "VIOLATED";
+  if (!counted) m.check += ",COUNT_MISMATCH";
+}
+
+}  // namespace bench

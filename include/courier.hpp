@@ -7,4 +7,5 @@
 #include "courier/future.hpp"
 #include "courier/result.hpp"
 #include "courier/supervision.hpp"
+#include "courier/testing.hpp"
 #include "courier/thread_pool.hpp"

@@ -125,8 +125,8 @@ class actor {
 /// a courier::thread_pool, an Asio execution context such as an
 /// `asio::io_context` (run by the caller's threads), or any Asio executor.
 /// One allocation per actor.
-/// @throws usage_error if `where` is a stopped thread_pool, or the policy is
-/// restart with no factory and `State` is not copyable.
+/// @throws usage_error if `where` is a stopped thread_pool, the policy is
+/// restart with no factory and `State` is not copyable, or the batch is zero.
 template <class State, class Msg, class Where>
 actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> options = {});
 

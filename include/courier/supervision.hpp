@@ -1,6 +1,7 @@
 // courier/supervision.hpp: what an actor does when one of its handlers throws.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <functional>
 
@@ -33,7 +34,8 @@ struct failure {
   failure_kind kind;
 };
 
-/// How to spawn an actor: its failure policy and its failure hook.
+/// How to spawn an actor: its failure policy, its failure hook, and how many
+/// messages it handles in a row.
 ///
 /// Thread safety: a plain value; the actor copies what it needs at spawn time.
 /// The hook and the factory run inside the actor, serialized with its handlers.
@@ -47,6 +49,11 @@ struct spawn_options {
   /// Called with every handler failure before the policy is applied. An
   /// exception it throws is ignored.
   std::function<void(const failure&)> on_failure;
+  /// Messages (and continuations) handled per turn on a thread before the
+  /// actor lets other actors run; at least 1. Larger batches amortize
+  /// scheduling; 1 gives a testing::deterministic_context the most
+  /// interleavings to choose from.
+  std::uint32_t batch = 64;
 };
 
 }  // namespace courier

@@ -70,7 +70,9 @@ class actor_core : public mailbox {
 
  protected:
   actor_core(State initial, spawn_options<State> options)
-      : state_(std::in_place, std::move(initial)), options_(std::move(options)) {}
+      : state_(std::in_place, std::move(initial)), options_(std::move(options)) {
+    set_batch(options_.batch);
+  }
 
   void release_state() noexcept override { state_.reset(); }
 

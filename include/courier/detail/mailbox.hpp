@@ -6,6 +6,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -107,7 +108,7 @@ class mailbox : public ref_counted {
     for (;;) {
       bool busy = false;
       bool more = false;
-      for (unsigned i = 0; i < max_batch; ++i) {
+      for (std::uint32_t i = 0; i < batch_; ++i) {
         mailbox_node* n = queue_.pop(busy);
         if (n == nullptr) break;
         if (stopped_.load(std::memory_order_acquire)) {
@@ -115,7 +116,7 @@ class mailbox : public ref_counted {
         } else {
           n->run(*this);
         }
-        more = (i + 1 == max_batch);
+        more = (i + 1 == batch_);
       }
       if (more || busy) {
         // Yield the thread to other actors (or to the producer finishing its
@@ -161,6 +162,8 @@ class mailbox : public ref_counted {
   // Whether the execution context refuses new activations for good.
   virtual bool context_closed() const noexcept = 0;
 
+  void set_batch(std::uint32_t batch) noexcept { batch_ = batch; }
+
   // Queues one activation that will call drain(). Returns false when the
   // execution context is closed; the caller then still owns `scheduled_`.
   virtual bool schedule_drain() noexcept = 0;
@@ -169,9 +172,6 @@ class mailbox : public ref_counted {
   virtual void release_state() noexcept = 0;
 
  private:
-  // Messages handled per activation before the thread is offered to others.
-  static constexpr unsigned max_batch = 64;
-
   void activate() noexcept {
     if (!schedule_drain()) abandon_owned();
   }
@@ -193,6 +193,8 @@ class mailbox : public ref_counted {
   std::atomic<bool> scheduled_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> state_released_{false};
+  // Nodes run per activation before the thread is offered to other actors.
+  std::uint32_t batch_ = 64;
 };
 
 // mailbox::run_if_open for any callable.

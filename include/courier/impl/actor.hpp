@@ -272,6 +272,7 @@ template <class State, class Msg, class Where>
 actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> options) {
   static_assert(std::is_move_constructible_v<State>,
                 "courier: an actor's State must be move-constructible");
+  if (options.batch == 0) throw usage_error("spawn_options::batch must be at least 1");
   if (options.policy == failure_policy::restart && !options.factory) {
     if constexpr (std::is_copy_constructible_v<State>) {
       options.factory = [fresh = initial]() { return fresh; };

@@ -1,0 +1,180 @@
+// courier/testing.hpp: a deterministic execution context for testing actors
+// under reproducible interleavings.
+#pragma once
+
+#include "courier/detail/asio_config.hpp"
+
+#include <asio/execution.hpp>
+#include <asio/execution_context.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace courier::testing {
+
+/// An Asio execution context that runs its ready handlers one at a time, on
+/// the thread that calls run(), choosing the next one with a pseudo-random
+/// generator seeded at construction. Spawn actors on it (with
+/// `spawn_options::batch = 1`, so that each step handles one message) and
+/// every interleaving of their messages that the actors allow can be explored;
+/// the same seed replays the same interleaving exactly, as long as the test
+/// itself is deterministic.
+///
+/// Handlers may be submitted from any thread; run(), run_one() and poll-style
+/// queries are meant for one thread at a time. Handlers still queued when the
+/// context is destroyed are destroyed without running, as in Asio.
+///
+/// Thread safety: distinct objects are safe; a shared object is safe for
+/// get_executor() and for submitting work; run() and run_one() must not be
+/// called concurrently.
+class deterministic_context : public asio::execution_context {
+ public:
+  class executor_type;
+
+  /// A context whose choices follow `seed`.
+  explicit deterministic_context(std::uint64_t seed) noexcept : seed_(seed), state_(seed) {}
+
+  deterministic_context(const deterministic_context&) = delete;
+  deterministic_context& operator=(const deterministic_context&) = delete;
+
+  ~deterministic_context() {
+    // Destroying a handler may submit more (an abandoned actor fails its
+    // asks, whose continuations may send); keep going until none is left.
+    for (;;) {
+      std::unique_ptr<handler> h;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (ready_.empty()) break;
+        h = std::move(ready_.back());
+        ready_.pop_back();
+      }
+    }
+    shutdown();
+    destroy();
+  }
+
+  executor_type get_executor() noexcept;
+
+  /// Runs one ready handler, chosen by the generator. Returns false if none
+  /// was ready.
+  bool run_one() {
+    std::unique_ptr<handler> h;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (ready_.empty()) return false;
+      const std::size_t i = static_cast<std::size_t>(next_random() % ready_.size());
+      std::swap(ready_[i], ready_.back());
+      h = std::move(ready_.back());
+      ready_.pop_back();
+    }
+    running_scope scope(this);
+    h->invoke();
+    return true;
+  }
+
+  /// Runs handlers until none is ready (or `limit` have run). Returns how
+  /// many ran.
+  std::size_t run(std::size_t limit = static_cast<std::size_t>(-1)) {
+    std::size_t n = 0;
+    while (n < limit && run_one()) ++n;
+    return n;
+  }
+
+  /// How many handlers are ready to run.
+  std::size_t ready() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ready_.size();
+  }
+
+  /// The seed this context was made with.
+  std::uint64_t seed() const noexcept { return seed_; }
+
+ private:
+  struct handler {
+    virtual ~handler() = default;
+    virtual void invoke() = 0;
+  };
+  template <class F>
+  struct handler_of final : handler {
+    explicit handler_of(F f) : f_(std::move(f)) {}
+    void invoke() override { f_(); }
+    F f_;
+  };
+
+  class running_scope {
+   public:
+    explicit running_scope(const deterministic_context* c) noexcept : saved_(running_) {
+      running_ = c;
+    }
+    ~running_scope() { running_ = saved_; }
+    running_scope(const running_scope&) = delete;
+    running_scope& operator=(const running_scope&) = delete;
+
+   private:
+    const deterministic_context* saved_;
+  };
+
+  template <class F>
+  void submit(F&& f) {
+    auto h = std::make_unique<handler_of<std::decay_t<F>>>(std::forward<F>(f));
+    std::lock_guard<std::mutex> lock(mutex_);
+    ready_.push_back(std::move(h));
+  }
+
+  // splitmix64
+  std::uint64_t next_random() noexcept {
+    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
+  static inline thread_local const deterministic_context* running_ = nullptr;
+
+  const std::uint64_t seed_;
+  std::uint64_t state_;
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<handler>> ready_;
+};
+
+/// The executor of a deterministic_context: execute() always queues.
+///
+/// Thread safety: as for the context's submitting members.
+class deterministic_context::executor_type {
+ public:
+  template <class F>
+  void execute(F&& f) const {
+    ctx_->submit(std::forward<F>(f));
+  }
+
+  asio::execution_context& query(asio::execution::context_t) const noexcept { return *ctx_; }
+  static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept {
+    return asio::execution::blocking.never;
+  }
+  executor_type require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+
+  /// Whether the calling thread is running a handler of this context.
+  bool running_in_this_thread() const noexcept { return running_ == ctx_; }
+
+  friend bool operator==(const executor_type& a, const executor_type& b) noexcept {
+    return a.ctx_ == b.ctx_;
+  }
+  friend bool operator!=(const executor_type& a, const executor_type& b) noexcept {
+    return a.ctx_ != b.ctx_;
+  }
+
+ private:
+  friend class deterministic_context;
+  explicit executor_type(deterministic_context* c) noexcept : ctx_(c) {}
+  deterministic_context* ctx_;
+};
+
+inline deterministic_context::executor_type deterministic_context::get_executor() noexcept {
+  return executor_type(this);
+}
+
+}  // namespace courier::testing

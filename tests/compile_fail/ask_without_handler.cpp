@@ -1,4 +1,4 @@
-// expect: State has no handle\(\) member that accepts this message type
+// expect: ask_check<Audit.*static assertion failed: courier: the actor's State has no handle\(\) member that accepts this message type
 // A message type listed in Msg but with no handle() in the State is rejected
 // with a static_assert naming the problem, not a page of template errors.
 #include <courier.hpp>

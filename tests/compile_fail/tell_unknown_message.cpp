@@ -1,4 +1,4 @@
-// expect: tell\(\) was given a type that is not one of the actor's message types.*|tell_check<.*Transfer
+// expect: tell_check<Transfer.*static assertion failed: courier: tell\(\) was given a type that is not one of the actor's message types
 // Telling a type that is not an alternative of the actor's Msg is rejected by
 // a static_assert whose message and instantiation note name the type.
 #include <courier.hpp>

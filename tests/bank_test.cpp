@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <courier/testing.hpp>
 #include <cstdlib>
+#include <functional>
+#include <latch>
 #include <map>
 #include <random>
 #include <string>
@@ -359,4 +361,135 @@ TEST_CASE("bank: the interleaving sweep catches a transfer that deposits first",
   INFO("first failing seed " << seed << ": " << what);
   CHECK(seed < 10000);
   CHECK(what.find("money not conserved") != std::string::npos);
+}
+
+// --- fault injection ----------------------------------------------------------------------
+
+namespace {
+
+// Fails one call in `one_in`, chosen by a seeded generator; can be switched off.
+class seeded_faults final : public bank::fault_plan {
+ public:
+  seeded_faults(std::uint64_t seed, std::uint64_t one_in) : seed_(seed), one_in_(one_in) {}
+  bool fail_now() noexcept override {
+    if (!on_.load(std::memory_order_acquire)) return false;
+    bank::splitmix64 draw(seed_ + calls_.fetch_add(1, std::memory_order_relaxed));
+    if (draw.next() % one_in_ != 0) return false;
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  void off() { on_.store(false, std::memory_order_release); }
+  std::uint64_t failures() const { return failures_.load(); }
+
+ private:
+  const std::uint64_t seed_;
+  const std::uint64_t one_in_;
+  std::atomic<bool> on_{true};
+  std::atomic<std::uint64_t> calls_{0};
+  std::atomic<std::uint64_t> failures_{0};
+};
+
+}  // namespace
+
+TEST_CASE("bank: injected handler faults are reported and change nothing else", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  seeded_faults faults(99, 10);
+  constexpr std::size_t accounts = 20;
+  constexpr std::uint64_t initial = 1000;
+  std::vector<bank::account_ref> refs;
+  for (std::size_t i = 0; i < accounts; ++i)
+    refs.push_back(courier::spawn<bank::account, bank::account_msg>(
+        pool, bank::account{initial, 0, false, &faults}));
+  struct moved {
+    std::size_t from;
+    std::size_t to;
+    std::uint64_t amount;
+  };
+  std::vector<std::vector<moved>> done(8);
+  std::atomic<int> failed{0};
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c)
+    clients.emplace_back([&, c] {
+      bank::splitmix64 draw(1000 + static_cast<std::uint64_t>(c));
+      for (int i = 0; i < 600; ++i) {
+        const auto from = static_cast<std::size_t>(draw.next() % accounts);
+        auto to = static_cast<std::size_t>(draw.next() % accounts);
+        while (to == from) to = static_cast<std::size_t>(draw.next() % accounts);
+        const std::uint64_t amount = 1 + draw.next() % 300;
+        const errc e = bank::try_transfer(refs[from], refs[to], amount).get();
+        if (e == errc::ok)
+          done[static_cast<std::size_t>(c)].push_back({from, to, amount});
+        else if (e == errc::operation_failed)
+          ++failed;
+        else if (e != errc::insufficient_funds)
+          ++unexpected;
+      }
+    });
+  for (auto& t : clients) t.join();
+  faults.off();
+  CHECK(unexpected == 0);
+  CHECK(failed > 0);
+  CHECK(faults.failures() > 0);
+  std::vector<std::int64_t> expected(accounts, static_cast<std::int64_t>(initial));
+  for (auto& per_client : done)
+    for (auto& m : per_client) {
+      expected[m.from] -= static_cast<std::int64_t>(m.amount);
+      expected[m.to] += static_cast<std::int64_t>(m.amount);
+    }
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < accounts; ++i) {
+    const std::uint64_t b = refs[i].ask(bank::GetBalance{}).get();
+    CHECK(static_cast<std::int64_t>(b) == expected[i]);
+    sum += b;
+  }
+  CHECK(sum == accounts * initial);
+  // The pool and every account survived.
+  CHECK(bank::try_transfer(refs[0], refs[1], 1).get() != errc::operation_failed);
+}
+
+TEST_CASE("bank: stopping accounts and the pool mid-transfer resolves every transfer", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  constexpr int client_count = 64;
+  std::latch finished(client_count);
+  std::atomic<std::uint64_t> replies{0};
+  struct client {
+    bank::splitmix64 draw{0};
+  };
+  std::vector<client> clients(client_count);
+  std::vector<bank::account_ref> refs;
+  std::function<void(client&)> step;
+  {
+    courier::thread_pool pool{static_cast<std::size_t>(threads)};
+    for (int i = 0; i < 100; ++i)
+      refs.push_back(courier::spawn<bank::account, bank::account_msg>(pool, bank::account{1000}));
+    // Each client transfers until a transfer fails for a reason other than
+    // funds: then it has seen the stop and ends.
+    step = [&](client& c) {
+      const auto from = static_cast<std::size_t>(c.draw.next() % refs.size());
+      auto to = static_cast<std::size_t>(c.draw.next() % refs.size());
+      while (to == from) to = static_cast<std::size_t>(c.draw.next() % refs.size());
+      bank::try_transfer(refs[from], refs[to], 1 + c.draw.next() % 100)
+          .then([&c, &step, &finished, &replies](errc e) {
+            replies.fetch_add(1, std::memory_order_relaxed);
+            if (e == errc::ok || e == errc::insufficient_funds)
+              step(c);
+            else
+              finished.count_down();
+          });
+    };
+    for (int i = 0; i < client_count; ++i) {
+      clients[static_cast<std::size_t>(i)].draw = bank::splitmix64(static_cast<std::uint64_t>(i));
+      step(clients[static_cast<std::size_t>(i)]);
+    }
+    for (int spins = 0; spins < 1000000 && replies.load() < 2000; ++spins)
+      std::this_thread::yield();
+    for (int i = 0; i < 10; ++i) refs[static_cast<std::size_t>(i) * 10].stop();
+    for (int spins = 0; spins < 1000000 && replies.load() < 4000; ++spins)
+      std::this_thread::yield();
+  }                 // the pool stops here with clients mid-transfer
+  finished.wait();  // every client's last transfer resolved (ctest's TIMEOUT guards a hang)
+  CHECK(replies.load() >= 64);
+  for (auto& a : refs) CHECK(a.stopped());
 }

@@ -30,6 +30,7 @@ enum class errc {
   zero_amount,         ///< an amount of zero
   balance_overflow,    ///< the deposit would take the balance past max_balance
   account_closed,      ///< the account was closed (or its actor stopped)
+  operation_failed,    ///< the account's handler failed; nothing changed
 };
 
 /// A short English description of `e`.
@@ -51,6 +52,8 @@ inline const char* describe(errc e) noexcept {
       return "balance would exceed the maximum";
     case errc::account_closed:
       return "account closed";
+    case errc::operation_failed:
+      return "the account failed to handle the request; nothing changed";
   }
   return "unknown error";
 }
@@ -69,6 +72,22 @@ class bank_error : public std::runtime_error {
 /// reserved by transfers in flight stay below it, so a refund can never
 /// overflow.
 inline constexpr std::uint64_t max_balance = std::numeric_limits<std::uint64_t>::max() / 2;
+
+/// Decides when an account's handler fails on purpose: a test's way to
+/// inject faults. fail_now() is called inside the account, at the start of
+/// every handler that can refuse (never in Settle or Refund, which must not be
+/// lost), before anything changes.
+class fault_plan {
+ public:
+  virtual ~fault_plan() = default;
+  virtual bool fail_now() noexcept = 0;
+};
+
+/// The exception an injected fault throws.
+class injected_fault : public std::runtime_error {
+ public:
+  injected_fault() : std::runtime_error("injected fault") {}
+};
 
 // Messages of an account actor.
 struct Deposit {
@@ -95,8 +114,10 @@ struct account {
   std::uint64_t balance = 0;
   std::uint64_t reserved = 0;  ///< withdrawn by transfers whose deposit is not settled
   bool closed = false;
+  fault_plan* faults = nullptr;  ///< for tests: when set, handlers may fail on purpose
 
   errc handle(Deposit d) {
+    maybe_fail();
     if (closed) return errc::account_closed;
     if (d.amount == 0) return errc::zero_amount;
     if (d.amount > max_balance - balance - reserved) return errc::balance_overflow;
@@ -104,6 +125,7 @@ struct account {
     return errc::ok;
   }
   errc handle(Withdraw w) {
+    maybe_fail();
     if (closed) return errc::account_closed;
     if (w.amount == 0) return errc::zero_amount;
     if (balance < w.amount) return errc::insufficient_funds;
@@ -121,11 +143,20 @@ struct account {
     reserved -= r.amount;
     balance += r.amount;
   }
-  std::uint64_t handle(GetBalance) const { return balance; }
+  std::uint64_t handle(GetBalance) const {
+    maybe_fail();
+    return balance;
+  }
   errc handle(Close) {
+    maybe_fail();
     if (closed) return errc::account_closed;
     closed = true;
     return errc::ok;
+  }
+
+ private:
+  void maybe_fail() const {
+    if (faults != nullptr && faults->fail_now()) throw injected_fault();
   }
 };
 
@@ -133,15 +164,18 @@ using account_ref = courier::actor<account, account_msg>;
 
 namespace detail {
 // The errc an account's reply stands for. A stopped account actor never
-// handled the message: as good as closed.
+// handled the message: as good as closed. A handler that threw changed
+// nothing (every handler checks before it changes anything).
 inline errc code_of(const courier::result<errc>& r) noexcept {
   if (r.has_value()) return r.value();
   try {
     std::rethrow_exception(r.error());
+  } catch (const courier::actor_stopped&) {
+    return errc::account_closed;
   } catch (const bank_error& e) {
     return e.code();
   } catch (...) {
-    return errc::account_closed;
+    return errc::operation_failed;
   }
 }
 }  // namespace detail

@@ -28,6 +28,7 @@
 
 #include "courier/actor.hpp"
 #include "courier/thread_pool.hpp"
+#include "support.hpp"
 
 namespace {
 
@@ -36,16 +37,7 @@ struct custom_error : std::runtime_error {
   int code;
 };
 
-template <class E>
-bool holds(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using test_support::holds;
 
 // Counters with no lock of their own: only the actor's serialization keeps
 // them consistent (ThreadSanitizer reports any handler that runs outside it).

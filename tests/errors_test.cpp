@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "courier.hpp"
+#include "support.hpp"
 
 namespace {
 
@@ -56,16 +57,7 @@ std::exception_ptr exception_on_worker(courier::thread_pool& pool, F f) {
   return result.get();
 }
 
-template <class E>
-bool holds(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using test_support::holds;
 
 }  // namespace
 

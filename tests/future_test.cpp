@@ -18,6 +18,7 @@
 
 #include "courier/actor.hpp"
 #include "courier/thread_pool.hpp"
+#include "support.hpp"
 
 namespace {
 
@@ -40,16 +41,7 @@ int error_code_of(courier::future<T>& f) {
   return -1;
 }
 
-template <class E>
-bool holds(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using test_support::holds;
 
 // Runs `f` on a worker of `pool` and waits (with std::future, outside courier).
 template <class F>

@@ -18,6 +18,7 @@
 
 #include "courier/actor.hpp"
 #include "courier/thread_pool.hpp"
+#include "support.hpp"
 
 namespace {
 
@@ -41,16 +42,7 @@ int code_of(const std::exception_ptr& e) {
   return -1;
 }
 
-template <class E>
-bool holds(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using test_support::holds;
 
 // Signals a std::promise when the object holding it is destroyed. Moves carry
 // the signal along; copies (the restart factory's) do not.

@@ -232,23 +232,13 @@ class bank {
     return directory_.ask(Find{std::move(name)});
   }
   courier::future<errc> try_deposit(std::string name, std::uint64_t amount) {
-    return on_account<errc>(std::move(name), [amount](const account_ref& a) {
-      return a.ask(Deposit{amount}).then([](courier::result<errc> r) {
-        return detail::code_of(r);
-      });
-    });
+    return ask_account(std::move(name), Deposit{amount});
   }
   courier::future<errc> try_withdraw(std::string name, std::uint64_t amount) {
-    return on_account<errc>(std::move(name), [amount](const account_ref& a) {
-      return a.ask(Withdraw{amount}).then([](courier::result<errc> r) {
-        return detail::code_of(r);
-      });
-    });
+    return ask_account(std::move(name), Withdraw{amount});
   }
   courier::future<errc> try_close(std::string name) {
-    return on_account<errc>(std::move(name), [](const account_ref& a) {
-      return a.ask(Close{}).then([](courier::result<errc> r) { return detail::code_of(r); });
-    });
+    return ask_account(std::move(name), Close{});
   }
   /// Moves `amount` between two named accounts. Checks what can be checked
   /// before any money moves: amount > 0, two different accounts, both exist.
@@ -334,11 +324,13 @@ class bank {
     std::vector<std::pair<std::string, account_ref>> handle(List) const { return in_order; }
   };
 
-  template <class R, class F>
-  courier::future<R> on_account(std::string name, F f) {
-    return find(std::move(name)).then([f = std::move(f)](std::variant<account_ref, errc> found) {
-      if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(R(*e));
-      return f(std::get<0>(found));
+  // Sends `m` to the named account and returns what its reply stands for.
+  template <class M>
+  courier::future<errc> ask_account(std::string name, M m) {
+    return find(std::move(name)).then([m](std::variant<account_ref, errc> found) {
+      if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
+      return std::get<0>(found).ask(m).then(
+          [](courier::result<errc> r) { return detail::code_of(r); });
     });
   }
 

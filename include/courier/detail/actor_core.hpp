@@ -9,6 +9,7 @@
 #include <asio/query.hpp>
 #include <asio/require.hpp>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -40,14 +41,14 @@ class actor_core : public mailbox {
 
   // A handler threw: report it, then apply the policy. Inside the actor.
   void fail(std::exception_ptr e, failure_kind kind) noexcept {
-    if (options_.on_failure) {
+    if (on_failure_) {
       try {
-        options_.on_failure(failure{e, kind});
+        on_failure_(failure{e, kind});
       } catch (...) {
         // The hook's own failure has nowhere better to go.
       }
     }
-    switch (options_.policy) {
+    switch (policy_) {
       case failure_policy::resume:
         break;
       case failure_policy::stop:
@@ -56,7 +57,7 @@ class actor_core : public mailbox {
       case failure_policy::restart:
         try {
           state_.reset();
-          state_.emplace(options_.factory());
+          state_.emplace(factory_());
         } catch (...) {
           stop();
         }
@@ -70,15 +71,20 @@ class actor_core : public mailbox {
 
  protected:
   actor_core(State initial, spawn_options<State> options)
-      : state_(std::in_place, std::move(initial)), options_(std::move(options)) {
-    set_batch(options_.batch);
+      : state_(std::in_place, std::move(initial)),
+        factory_(std::move(options.factory)),
+        on_failure_(std::move(options.on_failure)),
+        policy_(options.policy) {
+    set_batch(options.batch);
   }
 
   void release_state() noexcept override { state_.reset(); }
 
  private:
   std::optional<State> state_;
-  spawn_options<State> options_;
+  std::function<State()> factory_;
+  std::function<void(const failure&)> on_failure_;
+  failure_policy policy_;
 };
 
 // A message sent with tell(): handled, and a failure reported to the actor.

@@ -7,6 +7,7 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/prefer.hpp>
 #include <asio/require.hpp>
 #include <atomic>
 #include <condition_variable>
@@ -71,10 +72,16 @@ class pool_core final : public ref_counted {
   // Queues a drain of `m`. False when the pool is closed: the caller then
   // abandons the mailbox itself.
   bool post_activation(mailbox* m) noexcept {
-    return run_if_open([&] {
-      asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
+    auto ex = asio::require(ctx_.get_executor(), asio::execution::blocking.never);
+    if (this_thread.pool == this) {
+      // A message sent from a handler: as a continuation, Asio queues the
+      // activation on this worker without a lock or a wake-up, so a chain of
+      // messages stays on the thread that started it.
+      asio::execution::execute(asio::prefer(ex, asio::execution::relationship.continuation),
                                activation(m));
-    });
+      return true;
+    }
+    return run_if_open([&] { asio::execution::execute(ex, activation(m)); });
   }
 
   // Queues `c` outside every actor; runs it here once the pool is closed.

@@ -493,3 +493,36 @@ TEST_CASE("bank: stopping accounts and the pool mid-transfer resolves every tran
   CHECK(replies.load() >= 64);
   for (auto& a : refs) CHECK(a.stopped());
 }
+
+TEST_CASE("bank: a transfer started by an actor that then stops still completes", "[bank]") {
+  // The transfer's legs are chained with then_inline, so stopping the actor
+  // that started it cannot strand the reserved amount.
+  struct Start {
+    bank::account_ref from;
+    bank::account_ref to;
+    std::function<void()> stop_self;
+  };
+  struct starter {
+    void handle(Start s) {
+      (void)bank::try_transfer(s.from, s.to, 10);
+      s.stop_self();
+    }
+  };
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    courier::testing::deterministic_context ctx(seed);
+    courier::spawn_options<bank::account> one_at_a_time;
+    one_at_a_time.batch = 1;
+    auto a =
+        courier::spawn<bank::account, bank::account_msg>(ctx, bank::account{100}, one_at_a_time);
+    auto b = courier::spawn<bank::account, bank::account_msg>(ctx, bank::account{0}, one_at_a_time);
+    auto s = courier::spawn<starter, Start>(ctx);
+    s.tell(Start{a, b, [s] { s.stop(); }});
+    ctx.run();
+    auto ba = a.ask(bank::GetBalance{});
+    auto bb = b.ask(bank::GetBalance{});
+    ctx.run();
+    REQUIRE(s.stopped());
+    CHECK(ba.get() == 90);
+    CHECK(bb.get() == 10);
+  }
+}

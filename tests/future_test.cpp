@@ -917,3 +917,50 @@ TEST_CASE("future: get() inside a continuation throws would_block", "[future][th
   never.set_value(2);
   CHECK(waited.get() == 2);
 }
+
+TEST_CASE("future: inside a continuation, a nested completion still runs at once",
+          "[future][then]") {
+  // Shallow nesting runs inline, so code inside a continuation can complete a
+  // promise and use what its continuation produced straight away.
+  courier::promise<int> outer;
+  auto seen = outer.get_future().then([](int v) {
+    int out = -1;
+    courier::promise<int> inner;
+    auto done = inner.get_future().then([&out](int x) { out = x; });
+    inner.set_value(v + 1);
+    auto ready = courier::make_ready_future(out);
+    return ready.get();  // complete: get() inside a continuation does not throw
+  });
+  outer.set_value(4);
+  CHECK(seen.get() == 5);
+}
+
+TEST_CASE("future: then_inline runs on the completing thread even inside an actor",
+          "[future][then]") {
+  struct Watch {
+    courier::future<int> source;
+    std::shared_ptr<courier::future<int>> out;
+  };
+  struct watcher {
+    void handle(Watch w) {
+      *w.out = std::move(w.source).then_inline([](int v) {
+        // Not inside the attaching actor: no actor's executor here.
+        bool outside = false;
+        try {
+          courier::this_actor_executor();
+        } catch (const courier::usage_error&) {
+          outside = true;
+        }
+        return outside ? v : -1;
+      });
+    }
+  };
+  courier::thread_pool pool{2};
+  auto w = courier::spawn<watcher, Watch>(pool);
+  courier::promise<int> p;
+  auto out = std::make_shared<courier::future<int>>();
+  w.ask(Watch{p.get_future(), out}).get();
+  w.stop();  // a then() continuation would now be dropped; then_inline is not
+  p.set_value(9);
+  CHECK(out->get() == 9);
+}

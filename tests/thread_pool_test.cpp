@@ -132,3 +132,32 @@ TEST_CASE("thread_pool: stopping with continuations pending resolves their futur
   for (auto& s : sources) s->set_value(1);
   for (auto& o : outs) CHECK_THROWS_AS(o->get(), courier::actor_stopped);
 }
+
+TEST_CASE("thread_pool: a message sent from a handler runs on another worker meanwhile",
+          "[thread_pool]") {
+  // While A's handler keeps its worker busy until B has run, B must be
+  // handled by the other worker (no message waits behind a running handler
+  // while a worker is free).
+  struct Flag {
+    std::shared_ptr<std::atomic<bool>> set;
+  };
+  struct setter {
+    void handle(Flag f) { f.set->store(true); }
+  };
+  struct Wait {
+    courier::actor<setter, Flag> b;
+  };
+  struct waiter {
+    bool handle(Wait w) {
+      auto flag = std::make_shared<std::atomic<bool>>(false);
+      w.b.tell(Flag{flag});
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!flag->load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+      return flag->load();
+    }
+  };
+  courier::thread_pool pool{2};
+  auto b = courier::spawn<setter, Flag>(pool);
+  auto a = courier::spawn<waiter, Wait>(pool);
+  for (int i = 0; i < 20; ++i) CHECK(a.ask(Wait{b}).get());
+}

@@ -181,17 +181,19 @@ inline errc code_of(const courier::result<errc>& r) noexcept {
 }  // namespace detail
 
 /// Moves `amount` from `from` to `to` and returns what happened, without
-/// throwing. The reply comes when the deposit has been acknowledged (or
-/// refused and refunded). Atomic as the caller sees it: on errc::ok exactly
-/// `amount` moved; on any error no balance changed.
+/// throwing. Each leg continues on the thread that delivered the previous
+/// reply (then_inline), never through the caller's mailbox, so a caller that
+/// is an actor and stops mid-transfer cannot strand the reserved amount. The reply comes when the
+/// deposit has been acknowledged (or refused and refunded). Atomic as the caller sees it: on
+/// errc::ok exactly `amount` moved; on any error no balance changed.
 inline courier::future<errc> try_transfer(const account_ref& from, const account_ref& to,
                                           std::uint64_t amount) {
   if (amount == 0) return courier::make_ready_future(errc::zero_amount);
   if (from == to) return courier::make_ready_future(errc::same_account);
-  return from.ask(Reserve{amount}).then([from, to, amount](courier::result<errc> reserved) {
+  return from.ask(Reserve{amount}).then_inline([from, to, amount](courier::result<errc> reserved) {
     const errc w = detail::code_of(reserved);
     if (w != errc::ok) return courier::make_ready_future(w);
-    return to.ask(Deposit{amount}).then([from, amount](courier::result<errc> deposited) {
+    return to.ask(Deposit{amount}).then_inline([from, amount](courier::result<errc> deposited) {
       const errc d = detail::code_of(deposited);
       if (d == errc::ok) {
         from.tell(Settle{amount});
@@ -246,7 +248,7 @@ class bank {
     if (amount == 0) return courier::make_ready_future(errc::zero_amount);
     if (from == to) return courier::make_ready_future(errc::same_account);
     return directory_.ask(FindPair{std::move(from), std::move(to)})
-        .then([amount](std::variant<std::pair<account_ref, account_ref>, errc> found) {
+        .then_inline([amount](std::variant<std::pair<account_ref, account_ref>, errc> found) {
           if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
           auto& [a, b] = std::get<0>(found);
           return ::bank::try_transfer(a, b, amount);
@@ -271,7 +273,7 @@ class bank {
   /// The balance of the named account (a closed account keeps reporting the
   /// balance it was closed with). Fails with bank_error(unknown_account).
   courier::future<std::uint64_t> balance(std::string name) {
-    return find(std::move(name)).then([](std::variant<account_ref, errc> found) {
+    return find(std::move(name)).then_inline([](std::variant<account_ref, errc> found) {
       if (auto* e = std::get_if<errc>(&found))
         return courier::make_failed_future<std::uint64_t>(std::make_exception_ptr(bank_error(*e)));
       return std::get<0>(found).ask(GetBalance{});
@@ -327,15 +329,15 @@ class bank {
   // Sends `m` to the named account and returns what its reply stands for.
   template <class M>
   courier::future<errc> ask_account(std::string name, M m) {
-    return find(std::move(name)).then([m](std::variant<account_ref, errc> found) {
+    return find(std::move(name)).then_inline([m](std::variant<account_ref, errc> found) {
       if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
-      return std::get<0>(found).ask(m).then(
+      return std::get<0>(found).ask(m).then_inline(
           [](courier::result<errc> r) { return detail::code_of(r); });
     });
   }
 
   static courier::future<void> checked(courier::future<errc> f) {
-    return std::move(f).then([](errc e) {
+    return std::move(f).then_inline([](errc e) {
       if (e != errc::ok) throw bank_error(e);
     });
   }

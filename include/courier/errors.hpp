@@ -47,8 +47,9 @@ class usage_error : public error {
 };
 
 /// future::get() or wait() was called where blocking could deadlock: on a
-/// courier::thread_pool worker, inside an actor's handler, or inside any
-/// continuation. Use then() or async_ask() with co_await there instead.
+/// courier::thread_pool worker, inside an actor's handler, or inside a
+/// continuation while the result is not in. Use then() or async_ask() with
+/// co_await there instead.
 class would_block : public usage_error {
  public:
   would_block()

@@ -19,7 +19,8 @@ class promise;
 
 namespace detail {
 struct future_access;
-}
+class mailbox;
+}  // namespace detail
 
 /// The eventual result of an ask (or of any promise): a value of type T or an
 /// exception. A future has a single consumer: exactly one of get() or then()
@@ -32,10 +33,11 @@ struct future_access;
 /// without any lock. If that actor stops first, the continuation does not run
 /// and the future then() returned fails with actor_stopped. A continuation
 /// attached outside every actor runs on the thread that completes the future
-/// (or at once, inside then(), if the future is already complete); when that
-/// thread is itself running a continuation, the new one runs right after it
-/// returns, so a chain of any length completes on a flat stack. Blocking
-/// inside a continuation (get(), wait()) throws would_block.
+/// (or at once, inside then(), if the future is already complete). Past 64
+/// continuations nested on one thread, the next one is queued and runs as
+/// soon as the outermost returns, so a chain of any length completes on a
+/// bounded stack. Inside a continuation, get() and wait() on a future that is
+/// not complete throw would_block.
 ///
 /// Thread safety: distinct objects are safe; a shared object is not. The
 /// promise may complete on any thread.
@@ -61,8 +63,9 @@ class future {
 
   /// Blocks until the result is in, then returns the value or throws the
   /// stored exception. Consumes the future.
-  /// @throws would_block on a courier pool thread, inside an actor or inside a
-  /// continuation (where waiting could deadlock; the future stays valid);
+  /// @throws would_block on a courier pool thread or inside an actor, and
+  /// inside a continuation when the result is not in yet (where waiting could
+  /// deadlock; the future stays valid);
   /// usage_error if !valid();
   /// otherwise whatever the asker's handler threw, or actor_stopped,
   /// ask_timeout, broken_promise.
@@ -83,10 +86,23 @@ class future {
   template <class F>
   auto then(F&& f);
 
+  /// As then(), except that `f` always runs on the thread that completes the
+  /// future (or at once, if it is complete), even when attached inside an
+  /// actor: it is never routed through, nor dropped with, the attaching
+  /// actor. For steps of a protocol that must happen whatever becomes of the
+  /// actor that started it (a transfer's deposit and refund, say); `f` must
+  /// not touch any actor's State. Consumes this future.
+  /// @throws usage_error if !valid().
+  template <class F>
+  auto then_inline(F&& f);
+
  private:
   friend struct detail::future_access;
   explicit future(detail::ref_ptr<detail::future_state<T>> s) noexcept : state_(std::move(s)) {}
   detail::ref_ptr<detail::future_state<T>> take_state(const char* what);
+  void check_may_block() const;
+  template <class F>
+  auto attach_then(F&& f, detail::mailbox* home);
 
   detail::ref_ptr<detail::future_state<T>> state_;
 };

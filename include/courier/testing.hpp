@@ -26,7 +26,13 @@ namespace courier::testing {
 ///
 /// Handlers may be submitted from any thread; run(), run_one() and poll-style
 /// queries are meant for one thread at a time. Handlers still queued when the
-/// context is destroyed are destroyed without running, as in Asio.
+/// context is destroyed are destroyed without running, as in Asio, and, as
+/// for any Asio context, actors spawned on it must not be used afterwards.
+///
+/// Timers are not deterministic here: Asio runs the timers of a context like
+/// this one on an internal thread of its own, so an expiry (including an
+/// ask's deadline) arrives at a wall-clock moment. Keep timers out of tests
+/// that rely on replaying a seed.
 ///
 /// Thread safety: distinct objects are safe; a shared object is safe for
 /// get_executor() and for submitting work; run() and run_one() must not be

@@ -7,7 +7,6 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
-#include <asio/prefer.hpp>
 #include <asio/require.hpp>
 #include <atomic>
 #include <condition_variable>
@@ -72,16 +71,15 @@ class pool_core final : public ref_counted {
   // Queues a drain of `m`. False when the pool is closed: the caller then
   // abandons the mailbox itself.
   bool post_activation(mailbox* m) noexcept {
-    auto ex = asio::require(ctx_.get_executor(), asio::execution::blocking.never);
-    if (this_thread.pool == this) {
-      // A message sent from a handler: as a continuation, Asio queues the
-      // activation on this worker without a lock or a wake-up, so a chain of
-      // messages stays on the thread that started it.
-      asio::execution::execute(asio::prefer(ex, asio::execution::relationship.continuation),
+    // A plain (fork) post even from a worker: Asio's continuation hint would
+    // keep the activation on this worker's private queue until the running
+    // handler returns, stalling it behind a long batch while another worker
+    // sits idle. Keeping chains on one thread needs a scheduler that lets an
+    // idle worker steal; io_context cannot.
+    return run_if_open([&] {
+      asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
                                activation(m));
-      return true;
-    }
-    return run_if_open([&] { asio::execution::execute(ex, activation(m)); });
+    });
   }
 
   // Queues `c` outside every actor; runs it here once the pool is closed.

@@ -186,6 +186,16 @@ detail::ref_ptr<detail::future_state<T>> future<T>::take_state(const char* what)
 }
 
 template <class T>
+void future<T>::check_may_block() const {
+  // On a pool thread or inside an actor, always: whether it would have had to
+  // wait depends on timing, and a call that works in a test must not hang in
+  // production. Inside a continuation elsewhere, only when the result is not
+  // in: it may be waiting for a continuation queued behind this one.
+  if (detail::blocking_forbidden()) throw would_block();
+  if (detail::continuation::running_on_this_thread() && !state_->ready()) throw would_block();
+}
+
+template <class T>
 bool future<T>::ready() const {
   if (!state_) throw usage_error("ready() called on an invalid future");
   return state_->ready();
@@ -194,16 +204,14 @@ bool future<T>::ready() const {
 template <class T>
 void future<T>::wait() const {
   if (!state_) throw usage_error("wait() called on an invalid future");
-  if (detail::blocking_forbidden() || detail::continuation::running_on_this_thread())
-    throw would_block();
+  check_may_block();
   state_->wait();
 }
 
 template <class T>
 T future<T>::get() {
   if (!state_) throw usage_error("get() called on an invalid future");
-  if (detail::blocking_forbidden() || detail::continuation::running_on_this_thread())
-    throw would_block();
+  check_may_block();
   auto s = take_state("get");
   s->wait();
   if constexpr (std::is_void_v<T>) {
@@ -215,17 +223,28 @@ T future<T>::get() {
 
 template <class T>
 template <class F>
-auto future<T>::then(F&& f) {
+auto future<T>::attach_then(F&& f, detail::mailbox* home) {
   using fn_type = std::decay_t<F>;
   using value_type_out = typename detail::then_traits<T, fn_type>::value_type;
   auto s = take_state("then");
   promise<value_type_out> next;
   future<value_type_out> out = next.get_future();
-  auto home = detail::ref_ptr<detail::mailbox>::share(detail::this_thread.current);
   auto* c = new detail::then_continuation<T, fn_type, value_type_out>(
-      s, std::forward<F>(f), std::move(next), std::move(home));
+      s, std::forward<F>(f), std::move(next), detail::ref_ptr<detail::mailbox>::share(home));
   s->attach(c);
   return out;
+}
+
+template <class T>
+template <class F>
+auto future<T>::then(F&& f) {
+  return attach_then(std::forward<F>(f), detail::this_thread.current);
+}
+
+template <class T>
+template <class F>
+auto future<T>::then_inline(F&& f) {
+  return attach_then(std::forward<F>(f), nullptr);
 }
 
 template <class T>

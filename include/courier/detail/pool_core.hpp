@@ -76,19 +76,13 @@ class pool_core final : public ref_counted {
     // handler returns, stalling it behind a long batch while another worker
     // sits idle. Keeping chains on one thread needs a scheduler that lets an
     // idle worker steal; io_context cannot.
-    return run_if_open([&] {
-      asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
-                               activation(m));
-    });
+    return run_if_open([&] { post(activation(m)); });
   }
 
   // Queues `c` outside every actor; runs it here once the pool is closed.
   void deliver(deferred_call* c) noexcept {
     delivery d(c);
-    run_if_open([&] {
-      asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
-                               std::move(d));
-    });
+    run_if_open([&] { post(std::move(d)); });
   }
 
   void context_work(bool started) noexcept {
@@ -158,6 +152,13 @@ class pool_core final : public ref_counted {
 
  private:
   ~pool_core() override { close(false); }
+
+  // Queues `h` on the io_context, never running it inline.
+  template <class Handler>
+  void post(Handler&& h) {
+    asio::execution::execute(asio::require(ctx_.get_executor(), asio::execution::blocking.never),
+                             std::forward<Handler>(h));
+  }
 
   void shut_gate() {
     std::lock_guard<std::mutex> lock(gate_);

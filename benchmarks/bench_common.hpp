@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "bank/simulate.hpp"  // bank::splitmix64, the generator every W1 implementation draws from
+#include "bank/simulate.hpp"  // bank::splitmix64 and bank::draw_w1_transfer: the W1 draw
 
 namespace bench {
 
@@ -76,22 +76,6 @@ inline long proc_status_kb(const char* field) {
   }
   std::fclose(f);
   return kb;
-}
-
-/// One W1 transfer as WORKLOAD.md draws it: from, then to (redrawn while it
-/// equals from), then the amount.
-struct transfer_draw {
-  std::uint32_t from;
-  std::uint32_t to;
-  std::uint64_t amount;
-};
-
-inline transfer_draw draw_transfer(bank::splitmix64& rng, std::uint64_t accounts) {
-  const std::uint64_t from = rng.next() % accounts;
-  std::uint64_t to = rng.next() % accounts;
-  while (to == from) to = rng.next() % accounts;
-  const std::uint64_t amount = 1 + rng.next() % 100;
-  return {static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to), amount};
 }
 
 /// A W1 client: its generator, how many transfers it still has to make, and

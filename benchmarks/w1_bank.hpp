@@ -50,7 +50,7 @@ inline measurement w1_courier(const workload_sizes& s, std::size_t account_count
         return;
       }
       --c.remaining;
-      const transfer_draw t = draw_transfer(c.rng, accounts.size());
+      const bank::w1_transfer t = bank::draw_w1_transfer(c.rng, accounts.size());
       bank::try_transfer(accounts[t.from], accounts[t.to], t.amount).then([this, &c](bank::errc e) {
         if (e == bank::errc::ok)
           ++c.ok;
@@ -100,7 +100,7 @@ class asio_bank {
       return;
     }
     --c.remaining;
-    const transfer_draw t = draw_transfer(c.rng, accounts_.size());
+    const bank::w1_transfer t = bank::draw_w1_transfer(c.rng, accounts_.size());
     asio::post(accounts_[t.from].ex, [this, &c, t] { withdraw(c, t); });
   }
 
@@ -111,7 +111,7 @@ class asio_bank {
   }
 
  private:
-  void withdraw(bank_client& c, transfer_draw t) {
+  void withdraw(bank_client& c, bank::w1_transfer t) {
     auto& from = accounts_[t.from];
     if (from.balance < t.amount) {
       reply(c, false);
@@ -207,7 +207,7 @@ inline measurement w1_mutex(const workload_sizes& s, std::size_t account_count,
         if (c->remaining == 0) continue;
         any = true;
         --c->remaining;
-        const transfer_draw t = draw_transfer(c->rng, account_count);
+        const bank::w1_transfer t = bank::draw_w1_transfer(c->rng, account_count);
         bool ok = false;
         {
           std::lock_guard<std::mutex> lock(accounts[t.from].m);
@@ -249,7 +249,7 @@ inline measurement w1_sequential(const workload_sizes& s, std::size_t account_co
       if (c.remaining == 0) continue;
       any = true;
       --c.remaining;
-      const transfer_draw t = draw_transfer(c.rng, account_count);
+      const bank::w1_transfer t = bank::draw_w1_transfer(c.rng, account_count);
       if (balances[t.from] >= t.amount) {
         balances[t.from] -= t.amount;
         balances[t.to] += t.amount;

@@ -31,6 +31,22 @@ class splitmix64 {
   std::uint64_t state_;
 };
 
+/// One W1 transfer, drawn as the workload defines it: from, then to (drawn
+/// again while it equals from), then the amount, 1 to 100.
+struct w1_transfer {
+  std::uint64_t from;
+  std::uint64_t to;
+  std::uint64_t amount;
+};
+
+inline w1_transfer draw_w1_transfer(splitmix64& rng, std::uint64_t accounts) noexcept {
+  const std::uint64_t from = rng.next() % accounts;
+  std::uint64_t to = rng.next() % accounts;
+  while (to == from) to = rng.next() % accounts;
+  const std::uint64_t amount = 1 + rng.next() % 100;
+  return {from, to, amount};
+}
+
 struct simulation_options {
   std::size_t accounts = 1000;
   std::size_t clients = 64;
@@ -94,13 +110,9 @@ inline simulation_report simulate(const simulation_options& o) {
       return;
     }
     --c.remaining;
-    const std::uint64_t a = o.accounts;
-    const std::uint64_t from = c.rng.next() % a;
-    std::uint64_t to = c.rng.next() % a;
-    while (to == from) to = c.rng.next() % a;
-    const std::uint64_t amount = 1 + c.rng.next() % 100;
+    const w1_transfer t = draw_w1_transfer(c.rng, o.accounts);
     c.started = clock::now();
-    try_transfer(accounts[from], accounts[to], amount).then([&c, &step](errc e) {
+    try_transfer(accounts[t.from], accounts[t.to], t.amount).then([&c, &step](errc e) {
       const auto ns =
           std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - c.started);
       c.latency_ns.push_back(static_cast<std::uint32_t>(

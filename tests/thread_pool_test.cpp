@@ -1,5 +1,6 @@
 #include "courier/thread_pool.hpp"
 
+#include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <atomic>
@@ -11,7 +12,9 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <variant>
+#include <vector>
 
 namespace {
 
@@ -160,4 +163,122 @@ TEST_CASE("thread_pool: a message sent from a handler runs on another worker mea
   auto b = courier::spawn<setter, Flag>(pool);
   auto a = courier::spawn<waiter, Wait>(pool);
   for (int i = 0; i < 20; ++i) CHECK(a.ask(Wait{b}).get());
+}
+
+TEST_CASE("thread_pool: a handler stuck on a worker does not hold up the messages it sent",
+          "[thread_pool]") {
+  // The long handler sends to several idle actors: one lands in its
+  // worker's LIFO slot, the rest in its queue. The other worker must run
+  // them all while the handler waits for them.
+  struct Flag {
+    std::shared_ptr<std::atomic<int>> count;
+  };
+  struct setter {
+    void handle(Flag f) { f.count->fetch_add(1); }
+  };
+  struct Wait {
+    std::vector<courier::actor<setter, Flag>> targets;
+  };
+  struct waiter {
+    int handle(Wait w) {
+      auto count = std::make_shared<std::atomic<int>>(0);
+      for (auto& t : w.targets) t.tell(Flag{count});
+      const int want = static_cast<int>(w.targets.size());
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (count->load() < want && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
+      return count->load();
+    }
+  };
+  courier::thread_pool pool{2};
+  std::vector<courier::actor<setter, Flag>> targets;
+  for (int i = 0; i < 10; ++i) targets.push_back(courier::spawn<setter, Flag>(pool));
+  auto a = courier::spawn<waiter, Wait>(pool);
+  for (int i = 0; i < 5; ++i) CHECK(a.ask(Wait{targets}).get() == 10);
+}
+
+TEST_CASE("thread_pool: handlers posted from many foreign threads all run", "[thread_pool]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  std::atomic<int> ran{0};
+  std::vector<std::thread> posters;
+  for (int p = 0; p < 4; ++p)
+    posters.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) asio::post(pool.get_executor(), [&] { ran.fetch_add(1); });
+    });
+  for (auto& t : posters) t.join();
+  pool.wait();
+  CHECK(ran.load() == 40000);
+}
+
+TEST_CASE("thread_pool: wait() waits for tracked work and pending timers", "[thread_pool]") {
+  courier::thread_pool pool{2};
+  std::atomic<bool> timer_ran{false};
+  std::atomic<bool> late_post_ran{false};
+  asio::steady_timer timer(pool.get_executor(), std::chrono::milliseconds(20));
+  timer.async_wait([&](const std::error_code& ec) { timer_ran.store(!ec); });
+  std::thread holder(
+      [&, work = asio::require(pool.get_executor(),
+                               asio::execution::outstanding_work.tracked)]() mutable {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        asio::execution::execute(work, [&] { late_post_ran.store(true); });
+        auto done = std::move(work);
+      });
+  // Returns only once the timer fired and the tracked executor is gone, so
+  // both handlers ran before the pool stopped.
+  pool.wait();
+  holder.join();
+  CHECK(timer_ran.load());
+  CHECK(late_post_ran.load());
+}
+
+TEST_CASE("thread_pool: dispatch from a worker runs inline, post never does", "[thread_pool]") {
+  // One worker: a handler it posts cannot run before the current one returns.
+  courier::thread_pool pool{1};
+  auto posted = std::make_shared<std::atomic<bool>>(false);
+  std::promise<std::pair<bool, bool>> seen;
+  asio::post(pool.get_executor(), [&, posted] {
+    bool dispatched = false;
+    asio::dispatch(pool.get_executor(), [&] { dispatched = true; });
+    asio::post(pool.get_executor(), [posted] { posted->store(true); });
+    seen.set_value({dispatched, posted->load()});
+  });
+  const auto [dispatched, posted_inline] = seen.get_future().get();
+  CHECK(dispatched);
+  CHECK_FALSE(posted_inline);
+  CHECK_FALSE(pool.get_executor().running_in_this_thread());
+  pool.wait();
+  CHECK(posted->load());
+}
+
+TEST_CASE("thread_pool: a handler posted after stop() is destroyed unrun", "[thread_pool]") {
+  courier::thread_pool pool{2};
+  pool.stop();
+  auto token = std::make_shared<int>(0);
+  bool ran = false;
+  asio::post(pool.get_executor(), [token, &ran] { ran = true; });
+  CHECK_FALSE(ran);
+  CHECK(token.use_count() == 1);
+}
+
+TEST_CASE("thread_pool: stop() while timers are expiring", "[thread_pool]") {
+  // Timers fire on Asio's reactor thread while stop() shuts the pool down:
+  // every handler runs at most once, and nothing is completed twice or after
+  // being destroyed (the sanitizer builds check the latter).
+  std::atomic<int> fired{0};
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::unique_ptr<asio::steady_timer>> timers;
+    courier::thread_pool pool{2};
+    for (int i = 0; i < 100; ++i) {
+      timers.push_back(std::make_unique<asio::steady_timer>(pool.get_executor()));
+      timers.back()->expires_after(std::chrono::microseconds(500 + 20 * i));
+      timers.back()->async_wait([&fired](const std::error_code& ec) {
+        if (!ec) fired.fetch_add(1);
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + 100 * round));
+    pool.stop();
+    timers.clear();
+  }
+  CHECK(fired.load() <= 20 * 100);
 }

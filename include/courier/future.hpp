@@ -145,6 +145,12 @@ class promise {
   bool try_set_result(result<T>&& r) noexcept;
 
  private:
+  friend struct detail::future_access;
+  // A promise for a state that courier allocated with its own node; the
+  // future of that state already exists.
+  explicit promise(detail::ref_ptr<detail::future_state<T>> s) noexcept
+      : state_(std::move(s)), retrieved_(true) {}
+
   detail::ref_ptr<detail::future_state<T>> state_;
   bool retrieved_ = false;
 };

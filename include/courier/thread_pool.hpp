@@ -4,11 +4,11 @@
 #include "courier/detail/asio_config.hpp"
 
 #include <algorithm>
-#include <asio/io_context.hpp>
 #include <cstddef>
 #include <thread>
 
 #include "courier/detail/pool_core.hpp"
+#include "courier/detail/pool_executor.hpp"
 #include "courier/detail/ref_counted.hpp"
 
 namespace courier {
@@ -20,6 +20,14 @@ struct pool_access;
 /// actors on it with courier::spawn(); it is also an ordinary Asio execution
 /// context, so `get_executor()` accepts timers, sockets and posted handlers.
 ///
+/// Its scheduler is built for actor messaging: each worker has its own run
+/// queue and a LIFO slot, so an actor woken by a handler (a reply, the next
+/// hop of a chain) runs next on the same thread; idle workers steal, spin
+/// briefly before they sleep, and are woken only when there is work they can
+/// take, so a busy pool makes no system call per message. Timers and sockets
+/// on the pool are served by Asio's reactor on an internal thread, which
+/// hands their completions to the workers.
+///
 /// Destroying the pool (or calling stop()) ends it: handlers already running
 /// finish, nothing queued runs afterwards, and every actor spawned on it stops,
 /// so each pending or later ask fails with actor_stopped. Actor handles may
@@ -30,7 +38,11 @@ struct pool_access;
 /// not be called from the pool's own worker threads.
 class thread_pool {
  public:
-  using executor_type = asio::io_context::executor_type;
+  /// A standard Asio executor: `execute`, `blocking.never` (the default) or
+  /// `blocking.possibly` (runs inline when called on one of the workers),
+  /// `outstanding_work.tracked` (counts as work for wait()) or `untracked`.
+  /// Handlers queued after the pool stopped are destroyed unrun.
+  using executor_type = detail::pool_executor;
 
   /// Starts `threads` workers (by default one per hardware thread).
   /// @throws usage_error if `threads` is zero; std::system_error if a thread
@@ -45,7 +57,7 @@ class thread_pool {
   ~thread_pool() { core_->close(false); }
 
   /// An executor that runs handlers on the pool's workers.
-  executor_type get_executor() const noexcept { return core_->context().get_executor(); }
+  executor_type get_executor() const noexcept { return executor_type(core_.get()); }
 
   /// The number of worker threads.
   std::size_t size() const noexcept { return core_->size(); }

@@ -18,6 +18,7 @@
 #include "courier/detail/mailbox.hpp"
 #include "courier/detail/message_traits.hpp"
 #include "courier/detail/pool_core.hpp"
+#include "courier/detail/pool_executor.hpp"
 #include "courier/errors.hpp"
 #include "courier/future.hpp"
 #include "courier/supervision.hpp"
@@ -110,44 +111,57 @@ class tell_node final : public mailbox_node {
   M msg_;
 };
 
-// A message sent with ask(): its reply (or the handler's exception, or
-// actor_stopped when abandoned) completes the asker's future.
+// A message sent with ask(), fused with the shared state of its reply: one
+// allocation per ask. The node starts with one reference, its own as the
+// replying side; the asker's future takes another. The reply (or the
+// handler's exception, or actor_stopped when abandoned) completes the state.
 template <class Core, class M, class R>
-class ask_node final : public mailbox_node {
+class ask_node final : public mailbox_node, public future_state<R> {
  public:
   template <class A>
-  ask_node(A&& m, promise<R> reply) : msg_(std::forward<A>(m)), reply_(std::move(reply)) {}
+  explicit ask_node(A&& m) {
+    ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
+  }
+  ~ask_node() override {}
 
   void run(mailbox& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
     try {
       using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
       if constexpr (is_future<returned>::value) {
-        forward_into(core.handle(std::move(msg_)), std::move(reply_));
+        forward_into(core.handle(std::move(msg_)),
+                     future_access::promise_for(ref_ptr<future_state<R>>::share(this)));
       } else if constexpr (std::is_void_v<returned>) {
         core.handle(std::move(msg_));
-        reply_.try_set_value();
+        this->set_value_unique();
       } else {
-        reply_.try_set_value(core.handle(std::move(msg_)));
+        this->set_value_unique(core.handle(std::move(msg_)));
       }
     } catch (...) {
       // The hook and the policy come first, so that an asker woken by the
       // failure already sees their effect (a stopped actor, say).
       std::exception_ptr e = std::current_exception();
       core.fail(e, failure_kind::ask);
-      reply_.try_set_exception(std::move(e));
+      this->try_set_exception(std::move(e));
     }
-    delete this;
+    finish();
   }
 
   void abandon() noexcept override {
-    reply_.try_set_exception(std::make_exception_ptr(actor_stopped()));
-    delete this;
+    this->try_set_exception(std::make_exception_ptr(actor_stopped()));
+    finish();
   }
 
  private:
-  M msg_;
-  promise<R> reply_;
+  // The message goes now; the state stays while the future holds it.
+  void finish() noexcept {
+    msg_.~M();
+    this->release();
+  }
+
+  union {
+    M msg_;
+  };
 };
 
 // A plain handler posted to an actor's executor.
@@ -172,11 +186,22 @@ class function_node final : public mailbox_node {
   F f_;
 };
 
-// Activations go to a courier::thread_pool through its gate.
+// Activations go to a courier::thread_pool's scheduler as the actor's own
+// reusable task: the scheduled_ protocol of the mailbox guarantees at most
+// one is queued or running at a time.
 class pool_scheduler {
  public:
   explicit pool_scheduler(ref_ptr<pool_core> pool) noexcept : pool_(std::move(pool)) {}
-  bool post(mailbox* m) noexcept { return pool_->post_activation(m); }
+  pool_scheduler(pool_scheduler&& o) noexcept : pool_(std::move(o.pool_)) {}
+
+  bool post(mailbox* m) noexcept {
+    // The queued activation holds a reference to the mailbox.
+    m->add_ref();
+    activation_.owner = m;
+    if (pool_->submit_activation(&activation_)) return true;
+    m->release();
+    return false;
+  }
   bool closed() const noexcept { return pool_->closed(); }
   bool run_if_open(void (*f)(void*), void* arg) noexcept {
     return pool_->run_if_open([&] { f(arg); });
@@ -186,10 +211,25 @@ class pool_scheduler {
   bool enroll(mailbox* m) noexcept { return pool_->enroll(m); }
   void withdraw(mailbox* m) noexcept { pool_->withdraw(m); }
   asio::execution_context& context() const noexcept { return pool_->context(); }
-  asio::any_io_executor executor() const { return pool_->context().get_executor(); }
+  asio::any_io_executor executor() const {
+    return asio::any_io_executor(pool_executor(pool_.get()));
+  }
 
  private:
+  struct activation_task final : task {
+    mailbox* owner = nullptr;
+    void run() noexcept override {
+      ref_ptr<mailbox> m = ref_ptr<mailbox>::adopt(owner);
+      m->drain();
+    }
+    void discard() noexcept override {
+      ref_ptr<mailbox> m = ref_ptr<mailbox>::adopt(owner);
+      m->abandon_owned();
+    }
+  };
+
   ref_ptr<pool_core> pool_;
+  activation_task activation_;
 };
 
 // Activations go to any Asio executor the user runs, never inline.

@@ -104,13 +104,14 @@ class future_state_base : public ref_counted {
     return !(flags_.fetch_or(claimed_bit, std::memory_order_acq_rel) & claimed_bit);
   }
 
-  void publish() noexcept {
-    // Keep the state alive while waking: a woken waiter may drop its reference.
-    add_ref();
-    const unsigned prev = flags_.fetch_or(ready_bit, std::memory_order_acq_rel);
+  // The setter holds a reference throughout (a promise, or a node that owns
+  // one), so a woken waiter dropping its own cannot free the state under us.
+  // The continuation may drop the setter's reference (it may own the
+  // promise), so nothing touches the state once it has started.
+  void publish(unsigned bits = ready_bit) noexcept {
+    const unsigned prev = flags_.fetch_or(bits, std::memory_order_acq_rel);
     if (prev & waiter_bit) flags_.notify_all();
     if (prev & continuation_bit) continuation_->start();
-    release();
   }
 
   bool published() const noexcept { return flags_.load(std::memory_order_acquire) & ready_bit; }
@@ -120,8 +121,10 @@ class future_state_base : public ref_counted {
   continuation* continuation_ = nullptr;
 };
 
+// Not final: an ask's message node and a then() continuation are each fused
+// with the state they complete, so that each costs one allocation.
 template <class T>
-class future_state final : public future_state_base {
+class future_state : public future_state_base {
  public:
   future_state() noexcept {}
   ~future_state() override {
@@ -153,6 +156,18 @@ class future_state final : public future_state_base {
     ::new (static_cast<void*>(&result_)) result<T>(std::move(r));
     publish();
     return true;
+  }
+
+  // For a state whose only possible setter is the caller (an ask's own node):
+  // claims and publishes in one atomic operation.
+  template <class... Args>
+  void set_value_unique(Args&&... args) noexcept {
+    try {
+      ::new (static_cast<void*>(&result_)) result<T>(std::in_place, std::forward<Args>(args)...);
+    } catch (...) {
+      ::new (static_cast<void*>(&result_)) result<T>(result<T>::failure(std::current_exception()));
+    }
+    publish(claimed_bit | ready_bit);
   }
 
   // Valid once ready() is true, for the single consumer.

@@ -199,9 +199,10 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
   if constexpr (detail::ask_check<message, State, Msg>::ok) {
     using reply = reply_type<M>;
     core_type& c = core();
-    promise<reply> p;
-    future<reply> f = p.get_future();
-    c.post(new detail::ask_node<core_type, message, reply>(std::forward<M>(m), std::move(p)));
+    auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
+    future<reply> f = detail::future_access::make(
+        detail::ref_ptr<detail::future_state<reply>>::share(node));
+    c.post(node);
     return f;
   } else {
     return {};

@@ -32,6 +32,10 @@ struct future_access {
   static future<T> make(ref_ptr<future_state<T>> s) noexcept {
     return future<T>(std::move(s));
   }
+  template <class T>
+  static promise<T> promise_for(ref_ptr<future_state<T>> s) noexcept {
+    return promise<T>(std::move(s));
+  }
 };
 
 // Which way a continuation F consumes a future<T>: by value (errors skip it)
@@ -88,8 +92,11 @@ class callback_continuation final : public continuation {
 template <class T, class F>
 void on_result(future<T>&& from, F&& f) {
   auto s = future_access::take(from, "on_result");
-  auto* c = new callback_continuation<T, std::decay_t<F>>(s, std::forward<F>(f));
-  s->attach(c);
+  future_state<T>* state = s.get();
+  // The continuation holds the reference from here on; it may run (and let
+  // the state go) inside attach(), which touches nothing afterwards.
+  auto* c = new callback_continuation<T, std::decay_t<F>>(std::move(s), std::forward<F>(f));
+  state->attach(c);
 }
 
 template <class U>
@@ -123,14 +130,20 @@ void complete_with(promise<U>& to, F& f, Args&&... args) noexcept {
   }
 }
 
-// The continuation built by future::then(). When attached inside an actor it
-// is also a mailbox node of that actor and runs there; otherwise it runs on
-// the completing thread, outside every actor.
+// The continuation built by future::then(), fused with the state of the
+// future that then() returns: one allocation per then(). When attached inside
+// an actor it is also a mailbox node of that actor and runs there; otherwise
+// it runs on the completing thread, outside every actor. It starts with one
+// reference, the producing side's, which becomes a promise when it runs.
 template <class T, class F, class U>
-class then_continuation final : public continuation, public mailbox_node {
+class then_continuation final : public continuation, public mailbox_node, public future_state<U> {
  public:
-  then_continuation(ref_ptr<future_state<T>> src, F f, promise<U> next, ref_ptr<mailbox> home)
-      : src_(std::move(src)), f_(std::move(f)), next_(std::move(next)), home_(std::move(home)) {}
+  template <class A>
+  then_continuation(ref_ptr<future_state<T>> src, A&& f, ref_ptr<mailbox> home)
+      : src_(std::move(src)), home_(std::move(home)) {
+    ::new (static_cast<void*>(&f_)) F(std::forward<A>(f));
+  }
+  ~then_continuation() override {}
 
   void on_ready() noexcept override {
     if (home_) {
@@ -145,33 +158,49 @@ class then_continuation final : public continuation, public mailbox_node {
   void run(mailbox&) noexcept override { invoke(); }
 
   void abandon() noexcept override {
-    next_.try_set_exception(std::make_exception_ptr(
+    promise<U> next = future_access::promise_for(ref_ptr<future_state<U>>::adopt(this));
+    next.try_set_exception(std::make_exception_ptr(
         actor_stopped("courier: the actor that attached this continuation stopped before it ran")));
-    delete this;
+    let_go();
   }
 
  private:
   void invoke() noexcept {
-    result<T>& r = src_->get();
+    // Everything the call needs moves to locals first: the promise may go to
+    // a continuation that completes at once and drops the last reference to
+    // this, so no member is touched after the call. Locals are destroyed in
+    // reverse order, `next` last.
+    promise<U> next = future_access::promise_for(ref_ptr<future_state<U>>::adopt(this));
+    ref_ptr<future_state<T>> src = std::move(src_);
+    F f = std::move(f_);
+    f_.~F();
+    result<T>& r = src->get();
     using traits = then_traits<T, F>;
     if constexpr (traits::by_value) {
       if (!r.has_value()) {
-        next_.try_set_exception(r.error());
+        next.try_set_exception(r.error());
       } else if constexpr (std::is_void_v<T>) {
-        complete_with(next_, f_);
+        complete_with(next, f);
       } else {
-        complete_with(next_, f_, std::move(r).value());
+        complete_with(next, f, std::move(r).value());
       }
     } else {
-      complete_with(next_, f_, std::move(r));
+      complete_with(next, f, std::move(r));
     }
-    delete this;
+  }
+
+  // The function and the source go as soon as the continuation has run; the
+  // state stays while the returned future holds it.
+  void let_go() noexcept {
+    f_.~F();
+    src_.reset();
   }
 
   ref_ptr<future_state<T>> src_;
-  F f_;
-  promise<U> next_;
   ref_ptr<mailbox> home_;
+  union {
+    F f_;
+  };
 };
 
 }  // namespace detail
@@ -227,11 +256,12 @@ auto future<T>::attach_then(F&& f, detail::mailbox* home) {
   using fn_type = std::decay_t<F>;
   using value_type_out = typename detail::then_traits<T, fn_type>::value_type;
   auto s = take_state("then");
-  promise<value_type_out> next;
-  future<value_type_out> out = next.get_future();
+  detail::future_state<T>* state = s.get();
   auto* c = new detail::then_continuation<T, fn_type, value_type_out>(
-      s, std::forward<F>(f), std::move(next), detail::ref_ptr<detail::mailbox>::share(home));
-  s->attach(c);
+      std::move(s), std::forward<F>(f), detail::ref_ptr<detail::mailbox>::share(home));
+  future<value_type_out> out =
+      detail::future_access::make(detail::ref_ptr<detail::future_state<value_type_out>>::share(c));
+  state->attach(c);
   return out;
 }
 

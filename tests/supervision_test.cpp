@@ -9,8 +9,10 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -275,6 +277,337 @@ TEST_CASE("supervision: restart with a non-copyable State needs a factory", "[su
         courier::spawn_options<unique_counter>{courier::failure_policy::stop, {}, {}});
     a.tell(Inc{});
     CHECK(a.ask(Get{}).get() == 1);
+  }
+}
+
+// --- restart from the last good State ---------------------------------------------------------
+
+namespace {
+
+template <class State>
+courier::spawn_options<State> from_last_good(
+    std::function<void(const courier::failure&)> hook = nullptr) {
+  courier::spawn_options<State> o;
+  o.policy = courier::failure_policy::restart;
+  o.restart_from = courier::restart_point::last_good;
+  o.on_failure = std::move(hook);
+  return o;
+}
+
+struct Await {
+  courier::future<int> amount;
+};
+struct PostInc {};
+struct PostBoom {};
+using ledger_msg = std::variant<Inc, Boom, Get, Await, PostInc, PostBoom>;
+
+// Changes its value in handlers, in continuations and in plain handlers
+// posted to its own executor; Boom, a negative amount and PostBoom's second
+// plain handler change it before they throw.
+struct ledger {
+  int value = 0;
+
+  void handle(Inc) { ++value; }
+  int handle(Boom) {
+    ++value;
+    throw custom_error(value);
+  }
+  int handle(Get) const { return value; }
+  courier::future<int> handle(Await a) {
+    return std::move(a.amount).then([this](int v) {
+      value += v;
+      if (v < 0) throw custom_error(value);
+      return value;
+    });
+  }
+  void handle(PostInc) {
+    asio::post(courier::this_actor_executor(), [this] { value += 1000; });
+  }
+  // Two plain handlers in a row: the first succeeds, the second fails.
+  void handle(PostBoom) {
+    handle(PostInc{});
+    asio::post(courier::this_actor_executor(), [this] {
+      value += 100;
+      throw custom_error(value);
+    });
+  }
+};
+
+// What a probe saw: copies of its State, restores, handlers and the hook, in
+// order. Copies and moves throw on demand.
+struct probe_control {
+  std::atomic<int> copies{0};
+  std::atomic<bool> copy_throws{false};
+  std::atomic<bool> move_throws{false};
+  std::mutex mutex;
+  std::vector<std::string> events;
+
+  void note(std::string e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back(std::move(e));
+  }
+  void copied() {
+    if (copy_throws.load()) throw std::bad_alloc();
+    copies.fetch_add(1);
+    note("copy");
+  }
+  std::vector<std::string> seen() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return events;
+  }
+  void forget() {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.clear();
+  }
+};
+
+struct probe {
+  int value = 0;
+  std::shared_ptr<probe_control> control;
+
+  probe(int v, std::shared_ptr<probe_control> c) : value(v), control(std::move(c)) {}
+  probe(const probe& o) : value(o.value), control(o.control) { control->copied(); }
+  probe(probe&& o) : value(o.value), control(o.control) {
+    if (control->move_throws.load()) throw std::runtime_error("move failed");
+    control->note("move");
+  }
+  probe& operator=(const probe& o) {
+    o.control->copied();
+    value = o.value;
+    control = o.control;
+    return *this;
+  }
+  probe& operator=(probe&&) = delete;
+
+  void handle(Inc) {
+    ++value;
+    control->note("inc");
+  }
+  int handle(Boom) {
+    ++value;
+    control->note("boom");
+    throw custom_error(value);
+  }
+  int handle(Get) const { return value; }
+};
+
+}  // namespace
+
+TEST_CASE("supervision: restart from the last good State undoes only the failing tell",
+          "[supervision][last_good]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a =
+      courier::spawn<counter, counter_msg>(pool, counter{10}, from_last_good<counter>(log.hook()));
+  for (int i = 0; i < 5; ++i) a.tell(Inc{});
+  a.tell(Boom{});  // 16, then throws: back to 15, not to the spawn-time 10
+  CHECK(a.ask(Get{}).get() == 15);
+  a.tell(Inc{});
+  a.tell(Boom{});
+  a.tell(Boom{});  // two failures in a row restore the same State
+  a.tell(Inc{});
+  CHECK(a.ask(Get{}).get() == 17);
+  CHECK_FALSE(a.stopped());
+  std::lock_guard<std::mutex> lock(log.mutex);
+  REQUIRE(log.kinds.size() == 3);
+  for (auto k : log.kinds) CHECK(k == courier::failure_kind::tell);
+  CHECK(code_of(log.errors[0]) == 16);
+  CHECK(code_of(log.errors[1]) == 17);
+  CHECK(code_of(log.errors[2]) == 17);
+}
+
+TEST_CASE("supervision: restart from the last good State after a failed ask",
+          "[supervision][last_good]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a =
+      courier::spawn<counter, counter_msg>(pool, counter{}, from_last_good<counter>(log.hook()));
+  for (int i = 0; i < 3; ++i) a.tell(Inc{});
+  // The asker gets the handler's exception, thrown with the value it left (4).
+  auto error = a.ask(Boom{}).then([](courier::result<int> r) { return r.error(); }).get();
+  REQUIRE(error);
+  // Messages after the failed one see the State before it.
+  CHECK(a.ask(Get{}).get() == 3);
+  CHECK(code_of(error) == 4);
+  a.tell(Inc{});
+  CHECK(a.ask(Get{}).get() == 4);
+  CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
+  CHECK(a.ask(Get{}).get() == 4);
+  CHECK_FALSE(a.stopped());
+  std::lock_guard<std::mutex> lock(log.mutex);
+  REQUIRE(log.kinds.size() == 2);
+  CHECK(log.kinds[0] == courier::failure_kind::ask);
+  CHECK(log.kinds[1] == courier::failure_kind::ask);
+  CHECK(log.errors[0] == error);
+}
+
+TEST_CASE("supervision: restart from the last good State keeps what continuations did",
+          "[supervision][last_good]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a = courier::spawn<ledger, ledger_msg>(pool, ledger{}, from_last_good<ledger>(log.hook()));
+
+  // A continuation's change is part of the last good State of later handlers.
+  courier::promise<int> ten;
+  auto added = a.ask(Await{ten.get_future()});
+  a.tell(Inc{});
+  ten.set_value(10);  // the continuation runs after Inc, as a message of the actor
+  CHECK(added.get() == 11);
+  a.tell(Boom{});
+  CHECK(a.ask(Get{}).get() == 11);
+
+  // A continuation that throws is not a handler failure: its future fails,
+  // no hook runs, and what it changed stays.
+  courier::promise<int> minus_five;
+  auto failed = a.ask(Await{minus_five.get_future()});
+  minus_five.set_value(-5);
+  CHECK_THROWS_AS(failed.get(), custom_error);
+  CHECK(a.ask(Get{}).get() == 6);
+  a.tell(Boom{});
+  CHECK(a.ask(Get{}).get() == 6);
+  CHECK(log.count() == 2);
+  CHECK_FALSE(a.stopped());
+}
+
+TEST_CASE("supervision: restart from the last good State after a failing plain handler",
+          "[supervision][last_good]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto a = courier::spawn<ledger, ledger_msg>(pool, ledger{}, from_last_good<ledger>(log.hook()));
+  a.tell(Inc{});
+  // Each handler posts its plain handler before replying, so the plain
+  // handler runs before the Get asked next.
+  a.ask(PostInc{}).get();
+  CHECK(a.ask(Get{}).get() == 1001);  // a plain handler that succeeded is kept
+  a.ask(PostBoom{}).get();
+  CHECK(a.ask(Get{}).get() == 2001);  // the failing one's +100 is undone, not the +1000
+  a.tell(Boom{});
+  CHECK(a.ask(Get{}).get() == 2001);
+  CHECK_FALSE(a.stopped());
+  std::lock_guard<std::mutex> lock(log.mutex);
+  REQUIRE(log.kinds.size() == 2);
+  CHECK(log.kinds[0] == courier::failure_kind::handler);
+  CHECK(log.kinds[1] == courier::failure_kind::tell);
+  CHECK(code_of(log.errors[0]) == 2101);
+}
+
+TEST_CASE("supervision: the State is copied once per handler and only for the last good State",
+          "[supervision][last_good]") {
+  courier::thread_pool pool(2);
+  auto control = std::make_shared<probe_control>();
+  SECTION("restart from the last good State") {
+    auto a = courier::spawn<probe, counter_msg>(pool, probe{0, control}, from_last_good<probe>());
+    for (int i = 0; i < 10; ++i) a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 10);
+    CHECK(control->copies.load() == 11);
+    a.tell(Boom{});                       // one copy before it; restoring moves
+    CHECK(a.ask(Get{}).get() == 10);      // and one before Get
+    CHECK(control->copies.load() == 13);  // restoring copied nothing
+  }
+  SECTION("restart from the factory, as before, copies nothing") {
+    courier::spawn_options<probe> opts;
+    opts.policy = courier::failure_policy::restart;
+    opts.factory = [control] { return probe{100, control}; };
+    CHECK(opts.restart_from == courier::restart_point::initial);  // the default
+    auto a = courier::spawn<probe, counter_msg>(pool, probe{0, control}, opts);
+    for (int i = 0; i < 10; ++i) a.tell(Inc{});
+    CHECK(a.ask(Get{}).get() == 10);
+    a.tell(Boom{});
+    CHECK(a.ask(Get{}).get() == 100);  // the factory's State, not the last good one
+    CHECK(control->copies.load() == 0);
+  }
+  SECTION("the other policies copy nothing") {
+    for (auto policy : {courier::failure_policy::resume, courier::failure_policy::stop}) {
+      courier::spawn_options<probe> opts;
+      opts.policy = policy;
+      auto a = courier::spawn<probe, counter_msg>(pool, probe{0, control}, opts);
+      for (int i = 0; i < 10; ++i) a.tell(Inc{});
+      CHECK(a.ask(Get{}).get() == 10);
+    }
+    CHECK(control->copies.load() == 0);
+  }
+}
+
+TEST_CASE("supervision: the hook runs before the last good State is restored",
+          "[supervision][last_good]") {
+  // Order: copy, handler, hook, restore, then the asker is woken.
+  courier::thread_pool pool(2);
+  auto control = std::make_shared<probe_control>();
+  auto a = courier::spawn<probe, counter_msg>(
+      pool, probe{0, control},
+      from_last_good<probe>([control](const courier::failure&) { control->note("hook"); }));
+  control->forget();  // the moves of spawn(); nothing has run in the actor yet
+  a.tell(Inc{});
+  a.ask(Boom{})
+      .then([control](courier::result<int> r) { control->note(r.has_value() ? "reply" : "asker"); })
+      .get();
+  CHECK(a.ask(Get{}).get() == 1);
+  const std::vector<std::string> expected{"copy", "inc",  "copy",  "boom",
+                                          "hook", "move", "asker", "copy"};
+  CHECK(control->seen() == expected);
+}
+
+TEST_CASE("supervision: a State copy or restore that throws stops the actor when it is needed",
+          "[supervision][last_good]") {
+  courier::thread_pool pool(2);
+  hook_log log;
+  auto control = std::make_shared<probe_control>();
+  auto a = courier::spawn<probe, counter_msg>(pool, probe{0, control},
+                                              from_last_good<probe>(log.hook()));
+  a.tell(Inc{});
+  a.tell(Inc{});
+  CHECK(a.ask(Get{}).get() == 2);
+
+  SECTION("a failed copy before a handler that succeeds changes nothing") {
+    control->copy_throws = true;
+    a.ask(Inc{}).get();
+    control->copy_throws = false;
+    CHECK(a.ask(Get{}).get() == 3);
+    a.tell(Boom{});  // the copy before it worked again
+    CHECK(a.ask(Get{}).get() == 3);
+    CHECK_FALSE(a.stopped());
+    CHECK(log.count() == 1);
+  }
+  SECTION("a failed copy before a handler that fails: nothing to restore") {
+    control->copy_throws = true;
+    CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);  // the handler's error, not the copy's
+    CHECK(a.stopped());
+    CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+    CHECK(log.count() == 1);
+  }
+  SECTION("restoring throws") {
+    control->move_throws = true;
+    CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
+    CHECK(a.stopped());
+    CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+    CHECK(log.count() == 1);
+  }
+}
+
+TEST_CASE("supervision: restart_point::last_good is checked at spawn", "[supervision][last_good]") {
+  courier::thread_pool pool(1);
+  SECTION("it needs the restart policy") {
+    auto opts = from_last_good<counter>();
+    opts.policy = courier::failure_policy::resume;
+    CHECK_THROWS_AS((courier::spawn<counter, counter_msg>(pool, counter{}, opts)),
+                    courier::usage_error);
+  }
+  SECTION("it takes no factory") {
+    auto opts = from_last_good<counter>();
+    opts.factory = [] { return counter{}; };
+    CHECK_THROWS_AS((courier::spawn<counter, counter_msg>(pool, counter{}, opts)),
+                    courier::usage_error);
+  }
+  SECTION("it needs a copyable State") {
+    struct unique_value {
+      std::unique_ptr<int> value = std::make_unique<int>(0);
+      void handle(Inc) { ++*value; }
+      int handle(Boom) { throw custom_error(++*value); }
+      int handle(Get) const { return *value; }
+    };
+    CHECK_THROWS_AS((courier::spawn<unique_value, counter_msg>(pool, unique_value{},
+                                                               from_last_good<unique_value>())),
+                    courier::usage_error);
   }
 }
 

@@ -3,7 +3,9 @@
 // Each account is an actor owning its balance. A transfer withdraws from the
 // source (reserving the amount there), then deposits to the target, then
 // settles the reservation; if the deposit fails, the reservation is refunded.
-// No step holds two accounts, and no thread waits for a reply.
+// No step holds two accounts, and no thread waits for a reply. An account
+// whose handler crashes restarts from its last good State, so a poisoned
+// message is undone and nothing committed before it is lost.
 #pragma once
 
 #include <courier.hpp>
@@ -74,13 +76,18 @@ class bank_error : public std::runtime_error {
 inline constexpr std::uint64_t max_balance = std::numeric_limits<std::uint64_t>::max() / 2;
 
 /// Decides when an account's handler fails on purpose: a test's way to
-/// inject faults. fail_now() is called inside the account, at the start of
-/// every handler that can refuse (never in Settle or Refund, which must not be
-/// lost), before anything changes.
+/// inject faults. Called inside the account, only in handlers that can refuse
+/// (never in Settle or Refund, which must not be lost).
 class fault_plan {
  public:
   virtual ~fault_plan() = default;
+  /// At the start of the handler, before anything changes.
   virtual bool fail_now() noexcept = 0;
+  /// Halfway through Deposit, Withdraw, Reserve and Close, after the balance
+  /// (or the closed flag) changed and before the handler finishes: a
+  /// poisoned message, which leaves the State half-updated as it crashes.
+  /// Only a restart from the last good State (account_options()) undoes it.
+  virtual bool fail_midway() noexcept { return false; }
 };
 
 /// The exception an injected fault throws.
@@ -122,20 +129,20 @@ struct account {
     if (d.amount == 0) return errc::zero_amount;
     if (d.amount > max_balance - balance - reserved) return errc::balance_overflow;
     balance += d.amount;
+    maybe_fail_midway();
     return errc::ok;
   }
   errc handle(Withdraw w) {
-    maybe_fail();
-    if (closed) return errc::account_closed;
-    if (w.amount == 0) return errc::zero_amount;
-    if (balance < w.amount) return errc::insufficient_funds;
-    balance -= w.amount;
-    return errc::ok;
+    const errc e = withdraw(w.amount);
+    if (e == errc::ok) maybe_fail_midway();
+    return e;
   }
   errc handle(Reserve r) {
-    const errc e = handle(Withdraw{r.amount});
-    if (e == errc::ok) reserved += r.amount;
-    return e;
+    const errc e = withdraw(r.amount);
+    if (e != errc::ok) return e;
+    maybe_fail_midway();  // withdrawn, not yet reserved
+    reserved += r.amount;
+    return errc::ok;
   }
   void handle(Settle s) { reserved -= s.amount; }
   // Never fails, even on a closed account: balance + reserved is unchanged.
@@ -151,21 +158,48 @@ struct account {
     maybe_fail();
     if (closed) return errc::account_closed;
     closed = true;
+    maybe_fail_midway();
     return errc::ok;
   }
 
  private:
+  errc withdraw(std::uint64_t amount) {
+    maybe_fail();
+    if (closed) return errc::account_closed;
+    if (amount == 0) return errc::zero_amount;
+    if (balance < amount) return errc::insufficient_funds;
+    balance -= amount;
+    return errc::ok;
+  }
   void maybe_fail() const {
     if (faults != nullptr && faults->fail_now()) throw injected_fault();
+  }
+  void maybe_fail_midway() const {
+    if (faults != nullptr && faults->fail_midway()) throw injected_fault();
   }
 };
 
 using account_ref = courier::actor<account, account_msg>;
 
+/// How accounts are spawned (bank::bank does): a handler that throws, an
+/// injected fault or a bug, restarts the account from its last good State,
+/// the State after the last handler that completed. A half-done operation is
+/// undone and its asker gets the exception, while every deposit, withdrawal
+/// and reservation committed before it is kept, so a transfer's Settle or
+/// Refund always finds its reservation. Costs one copy of the (small) State
+/// per message.
+inline courier::spawn_options<account> account_options() {
+  courier::spawn_options<account> o;
+  o.policy = courier::failure_policy::restart;
+  o.restart_from = courier::restart_point::last_good;
+  return o;
+}
+
 namespace detail {
 // The errc an account's reply stands for. A stopped account actor never
 // handled the message: as good as closed. A handler that threw changed
-// nothing (every handler checks before it changes anything).
+// nothing: it threw before changing anything, or, midway, in an account
+// spawned with account_options(), which restores the State before it.
 inline errc code_of(const courier::result<errc>& r) noexcept {
   if (r.has_value()) return r.value();
   try {
@@ -215,12 +249,14 @@ inline courier::future<errc> try_transfer(const account_ref& from, const account
 class bank {
  public:
   /// A bank whose accounts run on `where` (a courier::thread_pool, an Asio
-  /// execution context or executor).
+  /// execution context or executor), spawned with account_options(). Tests
+  /// pass `faults` to make the accounts' handlers fail on purpose.
   template <class Where>
-  explicit bank(Where& where)
+  explicit bank(Where& where, fault_plan* faults = nullptr)
       : directory_(courier::spawn<directory, directory_msg>(
-            where, directory{[&where](std::uint64_t initial) {
-                               return courier::spawn<account, account_msg>(where, account{initial});
+            where, directory{[&where, faults](std::uint64_t initial) {
+                               return courier::spawn<account, account_msg>(
+                                   where, account{initial, 0, false, faults}, account_options());
                              },
                              {},
                              {}})) {}

@@ -124,9 +124,12 @@ class actor {
 /// Creates an actor owning `initial`, whose messages are handled on `where`:
 /// a courier::thread_pool, an Asio execution context such as an
 /// `asio::io_context` (run by the caller's threads), or any Asio executor.
-/// One allocation per actor.
+/// One allocation per actor (two with restart_point::last_good, whose kept
+/// copy of the State lives apart).
 /// @throws usage_error if `where` is a stopped thread_pool, the policy is
-/// restart with no factory and `State` is not copyable, or the batch is zero.
+/// restart with no factory and `State` is not copyable, the batch is zero, or
+/// `restart_from` is restart_point::last_good with a policy other than
+/// restart, with a factory, or with a `State` that is not copyable.
 template <class State, class Msg, class Where>
 actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> options = {});
 

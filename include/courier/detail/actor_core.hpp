@@ -10,6 +10,7 @@
 #include <asio/require.hpp>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -25,8 +26,26 @@
 
 namespace courier::detail {
 
+// An actor without its State's type: what a plain handler's node needs. Every
+// mailbox is one (actor_core is the only mailbox there is), so a node may
+// cast its owner to it.
+class actor_base : public mailbox {
+ public:
+  // Before a handler whose failure applies the failure policy: keeps a copy
+  // of the State when the actor restarts from its last good State. A flag
+  // test otherwise, so that actors that did not opt in pay nothing more.
+  void before_handler() noexcept {
+    if (keeps_last_good_) keep_last_good();
+  }
+
+ protected:
+  virtual void keep_last_good() noexcept = 0;
+
+  bool keeps_last_good_ = false;
+};
+
 template <class State, class Msg>
-class actor_core : public mailbox {
+class actor_core : public actor_base {
  public:
   // Calls the State's handler for one message; a whole variant is visited.
   template <class M>
@@ -57,8 +76,12 @@ class actor_core : public mailbox {
         break;
       case failure_policy::restart:
         try {
-          state_.reset();
-          state_.emplace(factory_());
+          if (!last_good_) {
+            state_.reset();
+            state_.emplace(factory_());
+          } else if (!restore_last_good()) {
+            stop();
+          }
         } catch (...) {
           stop();
         }
@@ -72,20 +95,69 @@ class actor_core : public mailbox {
 
  protected:
   actor_core(State initial, spawn_options<State> options)
-      : state_(std::in_place, std::move(initial)),
+      : policy_(options.policy),
+        state_(std::in_place, std::move(initial)),
         factory_(std::move(options.factory)),
-        on_failure_(std::move(options.on_failure)),
-        policy_(options.policy) {
+        on_failure_(std::move(options.on_failure)) {
     set_batch(options.batch);
+    if constexpr (std::is_copy_constructible_v<State>) {
+      if (policy_ == failure_policy::restart && options.restart_from == restart_point::last_good) {
+        last_good_ = std::make_unique<std::optional<State>>();
+        keeps_last_good_ = true;
+      }
+    }
   }
 
-  void release_state() noexcept override { state_.reset(); }
+  void release_state() noexcept override {
+    state_.reset();
+    if (last_good_) last_good_->reset();
+  }
+
+  // Why a copy before each handler, and not one after each handler that
+  // succeeded: both copy once per message, but only tells, asks and plain
+  // handlers can fail into the policy, and those nodes are built here.
+  // Continuations change the State too, and run as mailbox nodes courier
+  // builds elsewhere; copying after each success would have to copy after
+  // them as well (or lose what they did), while a copy taken as the next
+  // handler starts already includes it. Restoring is then a move, not a copy.
+  // The copy is assigned into the one kept, so a State holding containers
+  // reuses their storage instead of allocating per message.
+  void keep_last_good() noexcept final {
+    if constexpr (std::is_copy_constructible_v<State>) {
+      try {
+        if constexpr (std::is_copy_assignable_v<State>) {
+          *last_good_ = *state_;
+        } else {
+          last_good_->emplace(*state_);
+        }
+      } catch (...) {
+        // A half-assigned copy is no last good State; a failure before the
+        // next successful copy finds none and stops the actor.
+        last_good_->reset();
+      }
+    }
+  }
 
  private:
+  // The kept copy becomes the State; it is consumed, and the next handler
+  // takes a new one before it runs. False when there is none to restore.
+  bool restore_last_good() {
+    std::optional<State>& good = *last_good_;
+    if (!good) return false;
+    state_.reset();
+    state_.emplace(std::move(*good));
+    good.reset();
+    return true;
+  }
+
+  // First, so that it shares a word with actor_base's flag.
+  failure_policy policy_;
   std::optional<State> state_;
+  // The State before the running handler, for restart_point::last_good; null
+  // otherwise. Behind a pointer so that other actors pay 8 bytes, not a State.
+  std::unique_ptr<std::optional<State>> last_good_;
   std::function<State()> factory_;
   std::function<void(const failure&)> on_failure_;
-  failure_policy policy_;
 };
 
 // A message sent with tell(): handled, and a failure reported to the actor.
@@ -97,6 +169,7 @@ class tell_node final : public mailbox_node {
 
   void run(mailbox& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
+    core.before_handler();
     try {
       (void)core.handle(std::move(msg_));
     } catch (...) {
@@ -126,6 +199,7 @@ class ask_node final : public mailbox_node, public future_state<R> {
 
   void run(mailbox& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
+    core.before_handler();
     try {
       using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
       if constexpr (is_future<returned>::value) {
@@ -172,6 +246,7 @@ class function_node final : public mailbox_node {
   explicit function_node(A&& f) : f_(std::forward<A>(f)) {}
 
   void run(mailbox& owner) noexcept override {
+    static_cast<actor_base&>(owner).before_handler();
     try {
       f_();
     } catch (...) {

@@ -274,7 +274,14 @@ actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> optio
   static_assert(std::is_move_constructible_v<State>,
                 "courier: an actor's State must be move-constructible");
   if (options.batch == 0) throw usage_error("spawn_options::batch must be at least 1");
-  if (options.policy == failure_policy::restart && !options.factory) {
+  if (options.restart_from == restart_point::last_good) {
+    if (options.policy != failure_policy::restart)
+      throw usage_error("restart_point::last_good needs failure_policy::restart");
+    if (options.factory)
+      throw usage_error("spawn_options::factory is not used with restart_point::last_good");
+    if constexpr (!std::is_copy_constructible_v<State>)
+      throw usage_error("restart_point::last_good needs a copy-constructible State");
+  } else if (options.policy == failure_policy::restart && !options.factory) {
     if constexpr (std::is_copy_constructible_v<State>) {
       options.factory = [fresh = initial]() { return fresh; };
     } else {

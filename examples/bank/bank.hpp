@@ -224,21 +224,26 @@ inline courier::future<errc> try_transfer(const account_ref& from, const account
                                           std::uint64_t amount) {
   if (amount == 0) return courier::make_ready_future(errc::zero_amount);
   if (from == to) return courier::make_ready_future(errc::same_account);
-  return from.ask(Reserve{amount}).then_inline([from, to, amount](courier::result<errc> reserved) {
-    const errc w = detail::code_of(reserved);
-    if (w != errc::ok) return courier::make_ready_future(w);
-    return to.ask(Deposit{amount}).then_inline([from, amount](courier::result<errc> deposited) {
-      const errc d = detail::code_of(deposited);
-      if (d == errc::ok) {
-        from.tell(Settle{amount});
-        return errc::ok;
-      }
-      // The deposit was refused or never handled, so nothing reached the
-      // target: give the reservation back before the client hears.
-      from.tell(Refund{amount});
-      return d;
-    });
-  });
+  // Each handle is copied once, into the chain, and moved from step to step:
+  // a copy is an atomic increment on the actor, and the busiest accounts
+  // are touched by every core.
+  return from.ask(Reserve{amount})
+      .then_inline([from, to, amount](courier::result<errc> reserved) mutable {
+        const errc w = detail::code_of(reserved);
+        if (w != errc::ok) return courier::make_ready_future(w);
+        return to.ask(Deposit{amount})
+            .then_inline([from = std::move(from), amount](courier::result<errc> deposited) {
+              const errc d = detail::code_of(deposited);
+              if (d == errc::ok) {
+                from.tell(Settle{amount});
+                return errc::ok;
+              }
+              // The deposit was refused or never handled, so nothing reached the
+              // target: give the reservation back before the client hears.
+              from.tell(Refund{amount});
+              return d;
+            });
+      });
 }
 
 /// A bank: accounts by name. Opening and looking up go through a directory

@@ -62,6 +62,11 @@ class mailbox : public ref_counted {
       return;
     }
     queue_.push(n);
+    // A busy actor is usually scheduled already: a plain load spares the
+    // contended line a locked write. The push and this load are both seq_cst,
+    // as are the drain's clearing store and its re-check of the queue, so
+    // either we see the flag cleared or the drain sees our node.
+    if (scheduled_.load(std::memory_order_seq_cst)) return;
     if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
   }
 

@@ -148,6 +148,9 @@ class pool_core final : public ref_counted {
     if (worker* w = current_worker(); w != nullptr) {
       if (w->running == t) {
         push_local(*w, t);
+      } else if (w->lifo.load(std::memory_order_relaxed) == nullptr) {
+        // Only the owner fills the slot (thieves only empty it): no race.
+        w->lifo.store(t, std::memory_order_release);
       } else if (task* displaced = w->lifo.exchange(t, std::memory_order_acq_rel)) {
         push_local(*w, displaced);
       }

@@ -20,6 +20,7 @@
 #include "courier/detail/message_traits.hpp"
 #include "courier/detail/pool_core.hpp"
 #include "courier/detail/pool_executor.hpp"
+#include "courier/detail/recycled.hpp"
 #include "courier/errors.hpp"
 #include "courier/future.hpp"
 #include "courier/supervision.hpp"
@@ -162,7 +163,7 @@ class actor_core : public actor_base {
 
 // A message sent with tell(): handled, and a failure reported to the actor.
 template <class Core, class M>
-class tell_node final : public mailbox_node {
+class tell_node final : public mailbox_node, public recycled {
  public:
   template <class A>
   explicit tell_node(A&& m) : msg_(std::forward<A>(m)) {}
@@ -189,7 +190,7 @@ class tell_node final : public mailbox_node {
 // replying side; the asker's future takes another. The reply (or the
 // handler's exception, or actor_stopped when abandoned) completes the state.
 template <class Core, class M, class R>
-class ask_node final : public mailbox_node, public future_state<R> {
+class ask_node final : public mailbox_node, public future_state<R>, public recycled {
  public:
   template <class A>
   explicit ask_node(A&& m) {
@@ -240,7 +241,7 @@ class ask_node final : public mailbox_node, public future_state<R> {
 
 // A plain handler posted to an actor's executor.
 template <class F>
-class function_node final : public mailbox_node {
+class function_node final : public mailbox_node, public recycled {
  public:
   template <class A>
   explicit function_node(A&& f) : f_(std::forward<A>(f)) {}

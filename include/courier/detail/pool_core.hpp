@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "courier/detail/mailbox.hpp"
+#include "courier/detail/recycled.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/detail/run_queue.hpp"
 #include "courier/detail/thread_context.hpp"
@@ -56,7 +57,7 @@ class pool_context : public asio::execution_context {
 
 // A posted handler, owned by the scheduler until it runs or is discarded.
 template <class F>
-class function_task final : public task {
+class function_task final : public task, public recycled {
  public:
   template <class A>
   explicit function_task(A&& f) : f_(std::forward<A>(f)) {}
@@ -77,7 +78,7 @@ class function_task final : public task {
 };
 
 // Carries a deferred_call: it runs whether the task runs or is discarded.
-class delivery_task final : public task {
+class delivery_task final : public task, public recycled {
  public:
   explicit delivery_task(deferred_call* c) noexcept : c_(c) {}
   void run() noexcept override { fire(); }
@@ -183,8 +184,11 @@ class pool_core final : public ref_counted {
 
   // Queues `c` outside every actor; runs it here once the pool is closed.
   void deliver(deferred_call* c) noexcept {
-    task* t = new (std::nothrow) delivery_task(c);
-    if (t == nullptr) {
+    task* t = nullptr;
+    try {
+      t = new delivery_task(c);
+    } catch (...) {
+      // No memory for the task: the call still happens, here.
       c->run();
       delete c;
       return;

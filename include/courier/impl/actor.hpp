@@ -200,8 +200,8 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
     using reply = reply_type<M>;
     core_type& c = core();
     auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
-    future<reply> f = detail::future_access::make(
-        detail::ref_ptr<detail::future_state<reply>>::share(node));
+    future<reply> f =
+        detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::share(node));
     c.post(node);
     return f;
   } else {

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "courier/detail/mailbox.hpp"
+#include "courier/detail/recycled.hpp"
 #include "courier/detail/thread_context.hpp"
 
 namespace courier {
@@ -75,7 +76,7 @@ void complete_with(promise<U>& to, F& f, Args&&... args) noexcept;
 // Calls f(result<T>&&) on the completing thread once `from` completes. For
 // courier's own plumbing, which must not be rerouted through an actor.
 template <class T, class F>
-class callback_continuation final : public continuation {
+class callback_continuation final : public continuation, public recycled {
  public:
   callback_continuation(ref_ptr<future_state<T>> src, F f)
       : src_(std::move(src)), f_(std::move(f)) {}
@@ -136,7 +137,10 @@ void complete_with(promise<U>& to, F& f, Args&&... args) noexcept {
 // it runs on the completing thread, outside every actor. It starts with one
 // reference, the producing side's, which becomes a promise when it runs.
 template <class T, class F, class U>
-class then_continuation final : public continuation, public mailbox_node, public future_state<U> {
+class then_continuation final : public continuation,
+                                public mailbox_node,
+                                public future_state<U>,
+                                public recycled {
  public:
   template <class A>
   then_continuation(ref_ptr<future_state<T>> src, A&& f, ref_ptr<mailbox> home)

@@ -1,0 +1,142 @@
+// A per-thread cache of small blocks for courier's short-lived nodes:
+// messages, asks, continuations and posted handlers.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+// GCC pairs the class-specific operator new below with the free() that the
+// matching operator delete calls once both are inlined, and warns that they
+// do not match; they do (every block comes from malloc).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace courier::detail {
+
+// Freed blocks go to the freeing thread's cache and the next node of the
+// same size class comes from it, so a steady flow of messages reuses a
+// working set of blocks without calling the allocator. A block freed on
+// another thread than the one that allocated it simply changes caches. Each
+// class keeps at most `max_cached` blocks; the rest go back to the heap, as
+// does everything when the thread exits.
+class block_cache {
+ public:
+  static constexpr std::size_t granule = 32;
+  static constexpr std::size_t classes = 8;  // blocks up to 256 bytes
+  static constexpr unsigned max_cached = 256;
+
+  block_cache() = default;
+  block_cache(const block_cache&) = delete;
+  block_cache& operator=(const block_cache&) = delete;
+  ~block_cache() {
+    state() = dead;
+    for (auto& list : lists_)
+      while (block* b = list.head) {
+        list.head = b->next;
+        std::free(b);
+      }
+  }
+
+  static bool cached_size(std::size_t size) noexcept { return size <= granule * classes; }
+  // Blocks come from malloc: every path, cached or not, frees with free.
+  static void* heap_allocate(std::size_t size) {
+    if (void* p = std::malloc(size)) return p;
+    throw std::bad_alloc();
+  }
+
+  // Every block of a class has the class's full size, wherever it came from.
+  static std::size_t rounded(std::size_t size) noexcept {
+    return ((size - 1) / granule + 1) * granule;
+  }
+
+  void* allocate(std::size_t size) {
+    free_list& list = lists_[index(size)];
+    if (block* b = list.head) {
+      list.head = b->next;
+      --list.count;
+      return b;
+    }
+    return heap_allocate(rounded(size));
+  }
+
+  void deallocate(void* p, std::size_t size) noexcept {
+    free_list& list = lists_[index(size)];
+    if (list.count == max_cached) {
+      std::free(p);
+      return;
+    }
+    block* b = static_cast<block*>(p);
+    b->next = list.head;
+    list.head = b;
+    ++list.count;
+  }
+
+  // The calling thread's cache, or null once the thread is tearing down
+  // its thread-local objects (the heap serves from then on).
+  static block_cache* local() noexcept {
+    if (state() == dead) return nullptr;
+    thread_local block_cache cache;
+    state() = alive;
+    return &cache;
+  }
+
+ private:
+  struct block {
+    block* next;
+  };
+  struct free_list {
+    block* head = nullptr;
+    unsigned count = 0;
+  };
+
+  enum lifetime : unsigned char { unborn, alive, dead };
+  // Trivially destructible, so still readable after the cache is gone.
+  static lifetime& state() noexcept {
+    thread_local lifetime s = unborn;
+    return s;
+  }
+
+  static std::size_t index(std::size_t size) noexcept { return (size - 1) / granule; }
+  free_list lists_[classes];
+};
+
+// A base that gives a node class the cache as its allocator. Sanitizer
+// builds use the heap directly, so that a use after free is still caught.
+struct recycled {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  static constexpr bool enabled = false;
+#else
+  static constexpr bool enabled = true;
+#endif
+
+  static void* operator new(std::size_t size) {
+    if (enabled && block_cache::cached_size(size)) {
+      if (block_cache* cache = block_cache::local()) return cache->allocate(size);
+      return block_cache::heap_allocate(block_cache::rounded(size));
+    }
+    return ::operator new(size);
+  }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    if (enabled && block_cache::cached_size(size)) {
+      if (block_cache* cache = block_cache::local()) return cache->deallocate(p, size);
+      return std::free(p);
+    }
+    ::operator delete(p);
+  }
+  // Over-aligned nodes (a message type with a large alignas) bypass the cache.
+  static void* operator new(std::size_t size, std::align_val_t al) {
+    return ::operator new(size, al);
+  }
+  static void operator delete(void* p, std::size_t, std::align_val_t al) noexcept {
+    ::operator delete(p, al);
+  }
+};
+
+}  // namespace courier::detail
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

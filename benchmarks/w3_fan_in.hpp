@@ -5,7 +5,11 @@
 // Senders are tasks on the same threads as the counter (not extra OS threads),
 // so that the thread count is the whole parallelism and the floor applies.
 //   courier      sender actors that re-tell themselves a Go message per chunk;
-//                the count comes back by ask() and then()
+//                the count comes back by ask() and then(). The counter has the
+//                default mailbox capacity; a sender that finds it full
+//                (try_tell() false) sends that increment with async_tell()
+//                and goes on with its chunk only once it is queued, so its
+//                thread serves the counter meanwhile and memory stays bounded
 //   asio_strand  the counter is an asio::strand over asio::thread_pool; sender
 //                tasks are plain handlers posted to the pool, re-posting
 //                themselves per chunk; the count is posted back as a callback
@@ -20,6 +24,7 @@
 #include <atomic>
 #include <courier.hpp>
 #include <cstdint>
+#include <exception>
 #include <latch>
 #include <variant>
 #include <vector>
@@ -60,8 +65,16 @@ struct sender {
 
   void handle(Go) {
     const std::uint64_t n = std::min(shared->chunk, remaining);
-    for (std::uint64_t i = 0; i < n; ++i) shared->target.tell(Increment{});
-    remaining -= n;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      --remaining;
+      if (!shared->target.try_tell(Increment{})) {
+        // A tell from inside an actor never blocks and would go past the
+        // bound; wait for room without holding the thread instead.
+        shared->target.async_tell(
+            Increment{}, [self = shared->senders[index]](std::exception_ptr) { self.tell(Go{}); });
+        return;
+      }
+    }
     if (remaining > 0) {
       shared->senders[index].tell(Go{});
       return;

@@ -31,6 +31,25 @@ namespace courier {
 /// continuation refers to it, or until stop(). Its State is destroyed inside
 /// the actor once it has stopped and finished the handler it was running.
 ///
+/// Overload: the mailbox holds at most spawn_options::capacity messages
+/// (default_mailbox_capacity unless spawned with another value, or with
+/// unbounded_mailbox for no bound). When it is full:
+/// - try_tell() returns false and sends nothing;
+/// - async_tell() and async_ask() wait, without blocking any thread, until
+///   there is room;
+/// - tell() and ask() called from a thread of your own block until there is
+///   room, as a bounded channel's send does;
+/// - tell() and ask() called where blocking could deadlock (on a
+///   courier::thread_pool worker, inside any actor's handler or continuation,
+///   or on a thread that runs the execution context the actor runs on) never
+///   block and are never refused: the message is queued past the bound.
+/// Continuations and handlers posted to the actor's executor take room too
+/// but are always admitted, so a reply or a timer is never held up or lost.
+/// A waiting sender is released when the actor has worked its backlog down
+/// to half the capacity, or when the actor stops (the message is then
+/// dropped, or its ask fails with actor_stopped). Messages are never dropped
+/// for lack of room.
+///
 /// Thread safety: handles are cheap to copy (one atomic increment) and every
 /// member may be called from any thread, including from inside the actor's
 /// own handlers, on shared or distinct handles.
@@ -53,27 +72,50 @@ class actor {
   /// stopped actor is dropped. A handler exception goes to the failure hook.
   /// Sending a type that is not one of the actor's messages, or that `State`
   /// cannot handle, is a compile error naming the type.
+  ///
+  /// When the mailbox is full, tell() from a thread of your own blocks until
+  /// there is room (or the actor stops); from a pool worker or inside an
+  /// actor it queues `m` past the bound instead (see the class comment).
   /// @throws usage_error on an empty handle.
   template <class M>
   void tell(M&& m) const;
 
-  /// As tell(), but returns false, sending nothing, when the actor has
-  /// stopped. True means the message was queued; a stop racing with it may
+  /// As tell(), but never blocks: returns false, sending nothing and leaving
+  /// `m` untouched, when the actor has stopped or its mailbox is full, from
+  /// any thread. True means the message was queued; a stop racing with it may
   /// still drop it unhandled.
   /// @throws usage_error on an empty handle.
   template <class M>
   bool try_tell(M&& m) const;
 
+  /// tell() as an Asio asynchronous operation with completion signature
+  /// `void(std::exception_ptr)`: it completes once `m` is queued, waiting
+  /// without blocking any thread while the mailbox is full, as a bounded
+  /// channel's asynchronous send does. The error is null on success, and
+  /// actor_stopped if the actor stopped before `m` could be queued. Works
+  /// with callbacks, `asio::use_awaitable`, `asio::use_future`,
+  /// `asio::experimental::deferred` or any other completion token; the
+  /// completion runs as async_ask()'s does, never inside async_tell().
+  /// Success means queued, as for try_tell(). Operations still waiting are
+  /// not ordered with each other or with later sends: to keep a sender's
+  /// order, let each complete before sending the next.
+  /// @throws usage_error on an empty handle.
+  template <class M, class CompletionToken>
+  auto async_tell(M&& m, CompletionToken&& token) const;
+
   /// Sends `m` and returns the future of the reply. The future fails with the
   /// handler's exception if it throws, and with actor_stopped if the actor
-  /// stops before handling `m`.
+  /// stops before handling `m`. A full mailbox is handled as by tell():
+  /// blocking on a thread of your own, queued past the bound on a pool
+  /// worker or inside an actor.
   /// @throws usage_error on an empty handle.
   template <class M>
   future<reply_type<M>> ask(M&& m) const;
 
-  /// As ask(), with a deadline: if no reply has arrived `timeout` from now,
-  /// the future fails with ask_timeout and the late reply is discarded. The
-  /// message itself is not recalled; it may still be handled.
+  /// As ask(), with a deadline: if no reply has arrived `timeout` after the
+  /// message is queued, the future fails with ask_timeout and the late reply
+  /// is discarded. The message itself is not recalled; it may still be
+  /// handled. Waiting for room in a full mailbox comes before the deadline.
   /// @throws usage_error on an empty handle.
   template <class M, class Rep, class Period>
   future<reply_type<M>> ask(M&& m, std::chrono::duration<Rep, Period> timeout) const;
@@ -85,6 +127,8 @@ class actor {
   /// handler's associated executor, by default on the executor the actor runs
   /// on (outside the actor); that executor's context counts the operation as
   /// outstanding work until it completes. On failure `R` is value-initialized.
+  /// While the mailbox is full the request waits for room as async_tell()
+  /// does, blocking no thread.
   /// @throws usage_error on an empty handle.
   template <class M, class CompletionToken>
   auto async_ask(M&& m, CompletionToken&& token) const;
@@ -127,9 +171,10 @@ class actor {
 /// One allocation per actor (two with restart_point::last_good, whose kept
 /// copy of the State lives apart).
 /// @throws usage_error if `where` is a stopped thread_pool, the policy is
-/// restart with no factory and `State` is not copyable, the batch is zero, or
-/// `restart_from` is restart_point::last_good with a policy other than
-/// restart, with a factory, or with a `State` that is not copyable.
+/// restart with no factory and `State` is not copyable, the batch is zero,
+/// the capacity is above 2^32 - 1, or `restart_from` is
+/// restart_point::last_good with a policy other than restart, with a
+/// factory, or with a `State` that is not copyable.
 template <class State, class Msg, class Where>
 actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> options = {});
 

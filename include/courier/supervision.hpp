@@ -1,6 +1,7 @@
 // courier/supervision.hpp: what an actor does when one of its handlers throws.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -69,6 +70,14 @@ struct failure {
   failure_kind kind;
 };
 
+/// spawn_options::capacity of a mailbox with no bound.
+inline constexpr std::size_t unbounded_mailbox = 0;
+
+/// The default spawn_options::capacity: large enough that a producer waits
+/// only for an actor that is really behind (256 batches of backlog), small
+/// enough that a full mailbox of small messages takes about 0.5 MB.
+inline constexpr std::size_t default_mailbox_capacity = 16384;
+
 /// How to spawn an actor: its failure policy, its failure hook, and how many
 /// messages it handles in a row.
 ///
@@ -93,6 +102,11 @@ struct spawn_options {
   /// scheduling; 1 gives a testing::deterministic_context the most
   /// interleavings to choose from.
   std::uint32_t batch = 64;
+  /// How many messages may be queued before senders wait or are refused
+  /// (see actor::tell); at most 2^32 - 1. unbounded_mailbox (0) for no bound.
+  /// Continuations and handlers posted to the actor's executor count too,
+  /// but they are always admitted.
+  std::size_t capacity = default_mailbox_capacity;
 };
 
 }  // namespace courier

@@ -8,6 +8,7 @@
 #include <asio/execution.hpp>
 #include <asio/query.hpp>
 #include <asio/require.hpp>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -107,6 +108,7 @@ class actor_core : public actor_base {
         keeps_last_good_ = true;
       }
     }
+    set_capacity(static_cast<std::uint32_t>(options.capacity));
   }
 
   void release_state() noexcept override {
@@ -336,6 +338,14 @@ class executor_scheduler {
   }
   bool enroll(mailbox*) noexcept { return true; }
   void withdraw(mailbox*) noexcept {}
+  // Whether the calling thread runs the executor (an io_context's run(), say),
+  // where the executor can tell.
+  bool running_in_this_thread() const noexcept {
+    if constexpr (requires { ex_.running_in_this_thread(); })
+      return ex_.running_in_this_thread();
+    else
+      return false;
+  }
   asio::execution_context& context() const noexcept {
     return asio::query(ex_, asio::execution::context);
   }
@@ -359,6 +369,12 @@ class actor_on final : public actor_core<State, Msg> {
 
   asio::execution_context& context() const noexcept override { return scheduler_.context(); }
   asio::any_io_executor context_executor() const override { return scheduler_.executor(); }
+  bool drains_on_this_thread() const noexcept override {
+    if constexpr (requires { scheduler_.running_in_this_thread(); })
+      return scheduler_.running_in_this_thread();
+    else
+      return false;  // pool workers are known from thread_context
+  }
 
  protected:
   bool schedule_drain() noexcept override { return scheduler_.post(this); }

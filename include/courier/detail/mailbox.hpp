@@ -6,8 +6,10 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -45,6 +47,53 @@ class delivery {
   deferred_call* c_;
 };
 
+// A sender waiting for room in a bounded mailbox to queue `node`. done() is
+// called exactly once, on whichever thread found room or stopped the mailbox;
+// the mailbox does not touch the waiter after calling it.
+class room_waiter {
+ public:
+  explicit room_waiter(mailbox_node* node) noexcept : node_(node) {}
+  // True: `node` was queued. False: the mailbox stopped first and `node` was
+  // abandoned.
+  virtual void done(bool queued) noexcept = 0;
+
+ protected:
+  ~room_waiter() = default;
+
+ private:
+  friend class mailbox;
+  mailbox_node* node_;
+  room_waiter* next_ = nullptr;
+};
+
+// A sender thread that sleeps until its message is queued or refused. It
+// sleeps on its own condition variable, so nothing but its turn wakes it.
+class blocking_room_waiter final : public room_waiter {
+ public:
+  using room_waiter::room_waiter;
+
+  void done(bool queued) noexcept override {
+    // Notify under the lock: the sleeper destroys *this once it can lock.
+    std::lock_guard<std::mutex> lock(mutex_);
+    queued_ = queued;
+    finished_ = true;
+    wake_.notify_one();
+  }
+
+  // Returns what done() reported.
+  bool wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [this] { return finished_; });
+    return queued_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool finished_ = false;
+  bool queued_ = false;
+};
+
 // A mailbox is the actor minus its State: it owns the queue and guarantees
 // that at most one thread drains it at a time (strand semantics).
 //
@@ -53,12 +102,62 @@ class delivery {
 // the duty to schedule a drain. The drain flips it back to false only when it
 // finds the queue empty, then re-checks the queue and re-claims the flag if a
 // producer slipped in, so no node is ever left behind without an activation.
+//
+// Capacity protocol (bounded mailboxes only; capacity 0 skips all of it):
+// `count_` counts every node queued, plus places reserved for messages about
+// to be queued; a push adds one, a pop (or an abandon) takes one away, so the
+// fast path is one atomic add per push and one subtract per pop. Only
+// reserve() refuses, so only messages ever wait for room: continuations and
+// executor handlers are admitted past the bound, because refusing them could
+// lose a reply or deadlock. A sender that finds no room pushes a room_waiter
+// on `waiters_`, sets `waiting_bit` in the count's word and looks again; the
+// pop that brings the count down to half the capacity (or a stop) sees the
+// bit, clears it and queues the waiters' messages, oldest first, while there
+// is room. Waking at half, not at the first free place, lets woken producers
+// queue a burst before they wait again, instead of sleeping and waking per
+// message; and a thread blocked for room sleeps on its own waiter, so the
+// pops in between never wake it.
 class mailbox : public ref_counted {
  public:
-  // Enqueues `n` from any thread. A stopped mailbox abandons the node at once.
+  // Enqueues `n` from any thread, counted but admitted even past the bound.
+  // A stopped mailbox abandons the node at once.
   void post(mailbox_node* n) noexcept {
+    if (capacity_ != 0) count_.fetch_add(1, std::memory_order_acq_rel);
+    post_reserved(n);
+  }
+
+  // Takes a place for one message if the mailbox has room (always, when
+  // unbounded); the caller then queues it with post_reserved() or gives the
+  // place back with unreserve().
+  bool reserve() noexcept {
+    if (capacity_ == 0) return true;
+    // An add, not a compare-exchange loop: one atomic operation when there is
+    // room. A refused add is undone at once, as a pop would be.
+    if ((count_.fetch_add(1, std::memory_order_acq_rel) & count_mask) < capacity_) return true;
+    unreserve();
+    return false;
+  }
+
+  // Queues w's node once there is room; w->done() reports the outcome, maybe
+  // on this thread before this returns. Never blocks: a sender that must wait
+  // blocks on its own waiter (see blocking_room_waiter).
+  void reserve_async(room_waiter* w) noexcept {
+    if (!stopped() && reserve()) {
+      post_reserved(w->node_);
+      w->done(true);
+      return;
+    }
+    if (enlist(w, w)) serve_waiters();
+  }
+
+  // Gives back a place taken by reserve() and not used.
+  void unreserve() noexcept { release_place(); }
+
+  // Queues a message whose place reserve() took.
+  void post_reserved(mailbox_node* n) noexcept {
     if (stopped()) {
       n->abandon();
+      release_place();
       return;
     }
     queue_.push(n);
@@ -70,10 +169,16 @@ class mailbox : public ref_counted {
     if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
   }
 
+  // Whether waiting for room in this mailbox could make this thread wait on
+  // itself: it runs the execution context the actor drains on (a thread of
+  // the user's io_context, say). Pool workers are known from thread_context.
+  virtual bool drains_on_this_thread() const noexcept = 0;
+
   // Stops the mailbox: queued and future nodes are abandoned, and the State is
   // released by the next drain. Idempotent, callable from any thread.
   void stop() noexcept {
     if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
+    wake_after_stop();
     if (!scheduled_.exchange(true, std::memory_order_seq_cst)) activate();
   }
 
@@ -116,6 +221,7 @@ class mailbox : public ref_counted {
       for (std::uint32_t i = 0; i < batch_; ++i) {
         mailbox_node* n = queue_.pop(busy);
         if (n == nullptr) break;
+        release_place();
         if (stopped_.load(std::memory_order_acquire)) {
           n->abandon();
         } else {
@@ -142,9 +248,13 @@ class mailbox : public ref_counted {
   // node is abandoned on the calling thread. The caller owns `scheduled_`.
   void abandon_owned() noexcept {
     stopped_.store(true, std::memory_order_seq_cst);
+    wake_after_stop();
     for (;;) {
       bool busy = false;
-      while (mailbox_node* n = queue_.pop(busy)) n->abandon();
+      while (mailbox_node* n = queue_.pop(busy)) {
+        release_place();
+        n->abandon();
+      }
       if (busy) {
         std::this_thread::yield();
         continue;
@@ -168,6 +278,7 @@ class mailbox : public ref_counted {
   virtual bool context_closed() const noexcept = 0;
 
   void set_batch(std::uint32_t batch) noexcept { batch_ = batch; }
+  void set_capacity(std::uint32_t capacity) noexcept { capacity_ = capacity; }
 
   // Queues one activation that will call drain(). Returns false when the
   // execution context is closed; the caller then still owns `scheduled_`.
@@ -190,11 +301,90 @@ class mailbox : public ref_counted {
            !state_released_.load(std::memory_order_acquire);
   }
 
+  static constexpr std::uint64_t waiting_bit = std::uint64_t{1} << 63;
+  static constexpr std::uint64_t count_mask = waiting_bit - 1;
+
+  // Pushes the chain first..last of waiters, then sets `waiting_bit`. True
+  // when there is room or the mailbox has stopped by then: a pop or a stop
+  // that came before the bit did not see it and will wake nobody, so the
+  // caller must serve the waiters itself.
+  bool enlist(room_waiter* first, room_waiter* last) noexcept {
+    room_waiter* head = waiters_.load(std::memory_order_relaxed);
+    do {
+      last->next_ = head;
+    } while (!waiters_.compare_exchange_weak(head, first, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
+    // The chain may be served (and gone) from here on, by another thread.
+    const std::uint64_t seen = count_.fetch_or(waiting_bit, std::memory_order_seq_cst);
+    return (seen & count_mask) < capacity_ || stopped();
+  }
+
+  void release_place() noexcept {
+    if (capacity_ == 0) return;
+    const std::uint64_t before = count_.fetch_sub(1, std::memory_order_acq_rel);
+    if ((before & waiting_bit) && (before & count_mask) - 1 <= capacity_ / 2) wake_waiters();
+  }
+
+  void wake_waiters() noexcept {
+    // Whoever clears the bit serves; a waiter that sets it again looks again.
+    if (count_.fetch_and(~waiting_bit, std::memory_order_seq_cst) & waiting_bit) serve_waiters();
+  }
+
+  // After `stopped_` is set: every waiter is told that its message was
+  // abandoned. A waiter that announces itself later sees the stop when it
+  // looks again.
+  void wake_after_stop() noexcept {
+    if (capacity_ == 0) return;
+    count_.fetch_and(~waiting_bit, std::memory_order_seq_cst);
+    serve_waiters();
+  }
+
+  // Queues the messages of asynchronous waiters, oldest first, while there is
+  // room; fails them all once stopped. Those left over wait again.
+  void serve_waiters() noexcept {
+    for (;;) {
+      room_waiter* newest = waiters_.exchange(nullptr, std::memory_order_acq_rel);
+      room_waiter* oldest = nullptr;
+      while (newest != nullptr) {
+        room_waiter* next = newest->next_;
+        newest->next_ = oldest;
+        oldest = newest;
+        newest = next;
+      }
+      while (oldest != nullptr) {
+        room_waiter* w = oldest;
+        const bool stopping = stopped();
+        if (!stopping && !reserve()) break;
+        oldest = w->next_;
+        if (stopping) {
+          w->node_->abandon();
+          w->done(false);
+        } else {
+          post_reserved(w->node_);
+          w->done(true);
+        }
+      }
+      if (oldest == nullptr) return;
+      room_waiter* last = oldest;
+      while (last->next_ != nullptr) last = last->next_;
+      if (!enlist(oldest, last)) return;
+    }
+  }
+
+  // The bound on queued messages; 0 for none. Set once, before any use.
+  // Declared first so that it can sit in the padding after ref_counted.
+  std::uint32_t capacity_ = 0;
+
   friend class pool_core;
   mailbox* registry_prev_ = nullptr;  // guarded by the pool's registry lock
   mailbox* registry_next_ = nullptr;
 
   mpsc_queue queue_;
+  // Nodes queued or reserved, and `waiting_bit` (see the class comment).
+  std::atomic<std::uint64_t> count_{0};
+  // Senders waiting for room, newest first: a Treiber stack that is pushed
+  // onto and taken whole, never popped one by one, so it has no ABA problem.
+  std::atomic<room_waiter*> waiters_{nullptr};
   std::atomic<bool> scheduled_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> state_released_{false};

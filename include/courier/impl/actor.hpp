@@ -8,6 +8,8 @@
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/steady_timer.hpp>
+#include <cstdint>
+#include <limits>
 #include <mutex>
 
 namespace courier {
@@ -106,23 +108,24 @@ class async_ask_call final : public deferred_call {
   ref_ptr<mailbox> home_;
 };
 
-// Delivers a finished ask to an Asio completion handler: on the handler's
-// associated executor if it has one (holding outstanding work on it until
-// then), otherwise on the actor's execution context.
+// The completion of an Asio asynchronous operation (async_ask, async_tell): a
+// callable that takes the operation's result<R> once and delivers it to the
+// handler, on the handler's associated executor if it has one (holding
+// outstanding work on it until then), otherwise on the actor's execution
+// context. Never runs the handler inline.
 template <class R, class Handler>
-void complete_async_ask(future<R>&& reply, Handler&& handler, ref_ptr<mailbox> home) {
+auto async_completion(Handler&& handler, ref_ptr<mailbox> home) {
   using handler_type = std::decay_t<Handler>;
   if constexpr (std::is_same_v<asio::associated_executor_t<handler_type>, asio::system_executor>) {
     home->context_work(true);
-    on_result(std::move(reply), [h = std::forward<Handler>(handler),
-                                 home = std::move(home)](result<R>&& r) mutable {
+    return [h = std::forward<Handler>(handler), home = std::move(home)](result<R>&& r) mutable {
       home->deliver(new async_ask_call<R, handler_type>(std::move(h), std::move(r), home));
-    });
+    };
   } else {
     auto work = asio::prefer(asio::get_associated_executor(handler),
                              asio::execution::outstanding_work.tracked);
-    on_result(std::move(reply), [h = std::forward<Handler>(handler), work = std::move(work),
-                                 home = std::move(home)](result<R>&& r) mutable {
+    return [h = std::forward<Handler>(handler), work = std::move(work),
+            home = std::move(home)](result<R>&& r) mutable {
       auto post = [&] {
         asio::post(work, [h = std::move(h), r = std::move(r)]() mutable {
           invoke_with<R>(h, std::move(r));
@@ -137,8 +140,85 @@ void complete_async_ask(future<R>&& reply, Handler&& handler, ref_ptr<mailbox> h
         }
       }
       post();
-    });
+    };
   }
+}
+
+// Delivers a finished ask to an Asio completion handler (see async_completion).
+template <class R, class Handler>
+void complete_async_ask(future<R>&& reply, Handler&& handler, ref_ptr<mailbox> home) {
+  on_result(std::move(reply), async_completion<R>(std::forward<Handler>(handler), std::move(home)));
+}
+
+// Whether a sender on this thread may block until a mailbox has room. Not on
+// a courier worker, inside an actor or a continuation, nor on a thread that
+// runs the actor's execution context: the thread could be the one that has
+// to drain the mailbox, and would wait on itself.
+inline bool may_wait_for_room(const mailbox& m) noexcept {
+  return !blocking_forbidden() && !continuation::running_on_this_thread() &&
+         !m.drains_on_this_thread();
+}
+
+// Queues the node that make() builds in a place reserve() took; the place is
+// given back if building throws.
+template <class Make>
+void post_reserved(mailbox& m, Make& make) {
+  mailbox_node* n;
+  try {
+    n = make();
+  } catch (...) {
+    m.unreserve();
+    throw;
+  }
+  m.post_reserved(n);
+}
+
+// Queues a message as tell() and ask() do: at once if the mailbox has room;
+// otherwise past the bound where waiting is not safe (see may_wait_for_room),
+// or after blocking until there is room. Nothing is built before there is a
+// place for it unless it goes past the bound or must wait.
+template <class Make>
+void send(mailbox& m, Make make) {
+  if (m.reserve()) {
+    post_reserved(m, make);
+    return;
+  }
+  mailbox_node* n = make();
+  if (!may_wait_for_room(m)) {
+    m.post(n);
+    return;
+  }
+  blocking_room_waiter waiter(n);
+  m.reserve_async(&waiter);
+  (void)waiter.wait();
+}
+
+// A sender waiting for room without blocking; calls Done(bool queued) once.
+template <class Done>
+class async_room_waiter final : public room_waiter {
+ public:
+  async_room_waiter(mailbox_node* n, Done d) : room_waiter(n), done_(std::move(d)) {}
+  void done(bool queued) noexcept override {
+    done_(queued);
+    delete this;
+  }
+
+ private:
+  Done done_;
+};
+
+// Queues `n` once the mailbox has room, without blocking, then calls
+// done(queued); if the actor stops first, `n` is abandoned and done(false).
+template <class Done>
+void send_async(mailbox& m, mailbox_node* n, Done&& done) {
+  room_waiter* w;
+  try {
+    w = new async_room_waiter<std::decay_t<Done>>(n, std::forward<Done>(done));
+  } catch (...) {
+    n->abandon();
+    throw;
+  }
+  m.reserve_async(w);
 }
 
 template <class Where>
@@ -174,7 +254,7 @@ void actor<State, Msg>::tell(M&& m) const {
   using message = std::remove_cvref_t<M>;
   if constexpr (detail::tell_check<message, State, Msg>::ok) {
     core_type& c = core();
-    c.post(new detail::tell_node<core_type, message>(std::forward<M>(m)));
+    detail::send(c, [&] { return new detail::tell_node<core_type, message>(std::forward<M>(m)); });
   }
 }
 
@@ -184,12 +264,34 @@ bool actor<State, Msg>::try_tell(M&& m) const {
   using message = std::remove_cvref_t<M>;
   if constexpr (detail::tell_check<message, State, Msg>::ok) {
     core_type& c = core();
-    if (c.stopped()) return false;
-    c.post(new detail::tell_node<core_type, message>(std::forward<M>(m)));
+    if (c.stopped() || !c.reserve()) return false;
+    auto make = [&] { return new detail::tell_node<core_type, message>(std::forward<M>(m)); };
+    detail::post_reserved(c, make);
     return true;
   } else {
     return false;
   }
+}
+
+template <class State, class Msg>
+template <class M, class CompletionToken>
+auto actor<State, Msg>::async_tell(M&& m, CompletionToken&& token) const {
+  using message = std::remove_cvref_t<M>;
+  static_assert(detail::tell_check<message, State, Msg>::ok);
+  (void)core();
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      [](auto&& handler, const actor& self, message msg) {
+        core_type& c = self.core();
+        auto complete = detail::async_completion<void>(std::forward<decltype(handler)>(handler),
+                                                       detail::ref_ptr<detail::mailbox>::share(&c));
+        detail::send_async(
+            c, new detail::tell_node<core_type, message>(std::move(msg)),
+            [complete = std::move(complete)](bool queued) mutable {
+              complete(queued ? result<void>()
+                              : result<void>::failure(std::make_exception_ptr(actor_stopped())));
+            });
+      },
+      token, *this, message(std::forward<M>(m)));
 }
 
 template <class State, class Msg>
@@ -199,10 +301,12 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
   if constexpr (detail::ask_check<message, State, Msg>::ok) {
     using reply = reply_type<M>;
     core_type& c = core();
-    auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
-    future<reply> f =
-        detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::share(node));
-    c.post(node);
+    future<reply> f;
+    detail::send(c, [&] {
+      auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
+      f = detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::share(node));
+      return node;
+    });
     return f;
   } else {
     return {};
@@ -247,9 +351,13 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
   (void)core();
   return asio::async_initiate<CompletionToken, signature>(
       [](auto&& handler, const actor& self, message msg) {
-        detail::complete_async_ask<reply>(self.ask(std::move(msg)),
-                                          std::forward<decltype(handler)>(handler),
-                                          detail::ref_ptr<detail::mailbox>::share(&self.core()));
+        core_type& c = self.core();
+        auto* node = new detail::ask_node<core_type, message, reply>(std::move(msg));
+        detail::complete_async_ask<reply>(
+            detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::share(node)),
+            std::forward<decltype(handler)>(handler), detail::ref_ptr<detail::mailbox>::share(&c));
+        // The ask_node answers (or fails with actor_stopped) through its own state.
+        detail::send_async(c, node, [](bool) {});
       },
       token, *this, message(std::forward<M>(m)));
 }
@@ -274,6 +382,8 @@ actor<State, Msg> spawn(Where&& where, State initial, spawn_options<State> optio
   static_assert(std::is_move_constructible_v<State>,
                 "courier: an actor's State must be move-constructible");
   if (options.batch == 0) throw usage_error("spawn_options::batch must be at least 1");
+  if (options.capacity > std::numeric_limits<std::uint32_t>::max())
+    throw usage_error("spawn_options::capacity must be at most 2^32 - 1");
   if (options.restart_from == restart_point::last_good) {
     if (options.policy != failure_policy::restart)
       throw usage_error("restart_point::last_good needs failure_policy::restart");

@@ -1,6 +1,7 @@
 #include "courier/actor.hpp"
 
 #include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -303,6 +304,26 @@ TEST_CASE("actor: spawn on a user's io_context run by the user's threads", "[act
   }
   guard.reset();
   for (auto& t : runners) t.join();
+}
+
+TEST_CASE("actor: spawn on an asio::thread_pool instead of courier's scheduler", "[actor]") {
+  const int threads = GENERATE(1, 2, 4);
+  asio::thread_pool substrate{static_cast<std::size_t>(threads)};
+  {
+    auto alice = courier::spawn<account, account_msg>(substrate, account{1000});
+    auto bob = courier::spawn<account, account_msg>(substrate.get_executor(), account{500});
+    for (int i = 0; i < 1000; ++i) {
+      alice.tell(Withdraw{1});
+      bob.tell(Deposit{1});
+    }
+    CHECK(alice.ask(Balance{}).get() == 0);
+    CHECK(bob.ask(Balance{}).get() == 1500);
+    auto r = courier::spawn<relay, relay_msg>(substrate, relay{bob});
+    CHECK(r.ask(Relay{5}).get() == 1505);
+    alice.stop();
+    CHECK_THROWS_AS(alice.ask(Balance{}).get(), courier::actor_stopped);
+  }
+  substrate.join();
 }
 
 TEST_CASE("actor: an ask with a deadline fails with ask_timeout and the late reply is dropped",

@@ -105,7 +105,9 @@ struct spawn_options {
   /// How many messages may be queued before senders wait or are refused
   /// (see actor::tell); at most 2^32 - 1. unbounded_mailbox (0) for no bound.
   /// Continuations and handlers posted to the actor's executor count too,
-  /// but they are always admitted.
+  /// but they are always admitted. A message's place is free again once it
+  /// is taken out for handling; within one turn (see `batch`) the places
+  /// after the first come back together at the end of the turn.
   std::size_t capacity = default_mailbox_capacity;
 };
 

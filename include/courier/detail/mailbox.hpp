@@ -218,17 +218,23 @@ class mailbox : public ref_counted {
     for (;;) {
       bool busy = false;
       bool more = false;
-      for (std::uint32_t i = 0; i < batch_; ++i) {
+      std::uint32_t popped = 0;
+      for (; popped < batch_; ++popped) {
         mailbox_node* n = queue_.pop(busy);
         if (n == nullptr) break;
-        release_place();
+        // A message's place goes back as it is taken out; after the first of
+        // a batch, the places go back together when the batch ends: one
+        // atomic operation on the line the producers contend for, not one
+        // per message.
+        if (popped == 0) release_place();
         if (stopped_.load(std::memory_order_acquire)) {
           n->abandon();
         } else {
           n->run(*this);
         }
-        more = (i + 1 == batch_);
+        more = (popped + 1 == batch_);
       }
+      if (popped > 1) release_places(popped - 1);
       if (more || busy) {
         // Yield the thread to other actors (or to the producer finishing its
         // push) and come back later, keeping the activation.
@@ -319,10 +325,12 @@ class mailbox : public ref_counted {
     return (seen & count_mask) < capacity_ || stopped();
   }
 
-  void release_place() noexcept {
-    if (capacity_ == 0) return;
-    const std::uint64_t before = count_.fetch_sub(1, std::memory_order_acq_rel);
-    if ((before & waiting_bit) && (before & count_mask) - 1 <= capacity_ / 2) wake_waiters();
+  void release_place() noexcept { release_places(1); }
+
+  void release_places(std::uint64_t n) noexcept {
+    if (capacity_ == 0 || n == 0) return;
+    const std::uint64_t before = count_.fetch_sub(n, std::memory_order_acq_rel);
+    if ((before & waiting_bit) && (before & count_mask) - n <= capacity_ / 2) wake_waiters();
   }
 
   void wake_waiters() noexcept {

@@ -311,6 +311,10 @@ class pool_core final : public ref_counted {
     std::condition_variable wake;
   };
 
+  // A queue holding fewer tasks is left to its owner unless the owner is
+  // stuck: a lone task there (an actor that yielded, say) runs soon anyway,
+  // and moving it would split actors that talk to each other across cores.
+  static constexpr std::uint32_t steal_threshold = 2;
   // Runs of the LIFO slot in a row before the worker's queue gets a turn.
   static constexpr std::uint32_t max_lifo_streak = 32;
   // Every this many tasks the injection queue is looked at first.
@@ -331,8 +335,12 @@ class pool_core final : public ref_counted {
   }
 
   void push_local(worker& w, task* t) noexcept {
-    if (!w.queue.push(t)) injection_.push_always(t);
-    notify_if_needed();
+    if (!w.queue.push(t)) {
+      injection_.push_always(t);
+      notify_if_needed();
+    } else if (w.queue.size() >= steal_threshold) {
+      notify_if_needed();
+    }
   }
 
   bool inject(task* t) noexcept {
@@ -384,12 +392,19 @@ class pool_core final : public ref_counted {
     }
   }
 
-  // Work that a parked worker could take (LIFO slots excluded: their owners
-  // run them next).
+  // Work that a parked worker could take: LIFO slots and lone queued tasks
+  // are left to their owners, which run them next.
   bool stealable_work() const noexcept {
     if (!injection_.empty()) return true;
     for (auto& w : workers_)
-      if (!w->queue.empty()) return true;
+      if (w->queue.size() >= steal_threshold) return true;
+    return false;
+  }
+
+  bool anything_queued() const noexcept {
+    if (!injection_.empty()) return true;
+    for (auto& w : workers_)
+      if (!w->queue.empty() || w->lifo.load(std::memory_order_seq_cst) != nullptr) return true;
     return false;
   }
 
@@ -426,8 +441,10 @@ class pool_core final : public ref_counted {
     if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && found) notify_if_needed();
   }
 
-  // Takes a task from `victim`'s queue, moving up to half of the rest to ours.
-  task* steal_from(worker& me, worker& victim) noexcept {
+  // Takes a task from `victim`'s queue, moving up to half of the rest to
+  // ours, if it holds at least `at_least`.
+  task* steal_from(worker& me, worker& victim, std::uint32_t at_least) noexcept {
+    if (victim.queue.size() < at_least) return nullptr;
     task* first = victim.queue.pop();
     if (first == nullptr) return nullptr;
     std::uint32_t more = victim.queue.size() / 2;
@@ -451,19 +468,20 @@ class pool_core final : public ref_counted {
       if (task* t = injection_.pop()) return t;
       for (std::size_t k = 1; k < n; ++k) {
         worker& victim = *workers_[(me.index + k) % n];
-        if (task* t = steal_from(me, victim)) return t;
+        if (task* t = steal_from(me, victim, steal_threshold)) return t;
       }
       if (stopping_.load(std::memory_order_relaxed)) return nullptr;
       if (round % 16 == 0 && std::chrono::steady_clock::now() >= give_up) break;
       cpu_relax();
     }
     // A worker that ran nothing during the whole search is stuck in one
-    // task: what waits in its LIFO slot is fair game.
+    // task: what waits in its LIFO slot, or alone in its queue, is fair game.
     for (std::size_t k = 1; k < n; ++k) {
       worker& victim = *workers_[(me.index + k) % n];
-      if (victim.lifo.load(std::memory_order_relaxed) == nullptr) continue;
       if (victim.ticks.load(std::memory_order_relaxed) != me.seen_ticks[victim.index]) continue;
-      if (task* t = victim.lifo.exchange(nullptr, std::memory_order_acq_rel)) return t;
+      if (victim.lifo.load(std::memory_order_relaxed) != nullptr)
+        if (task* t = victim.lifo.exchange(nullptr, std::memory_order_acq_rel)) return t;
+      if (task* t = steal_from(me, victim, 1)) return t;
     }
     return nullptr;
   }
@@ -515,10 +533,7 @@ class pool_core final : public ref_counted {
   bool quiescent() const noexcept {
     if (parked_.load(std::memory_order_seq_cst) + 1 != workers_.size()) return false;
     if (outstanding_.load(std::memory_order_seq_cst) != 0) return false;
-    if (stealable_work()) return false;
-    for (auto& w : workers_)
-      if (w->lifo.load(std::memory_order_seq_cst) != nullptr) return false;
-    return true;
+    return !anything_queued();
   }
 
   void run_task(worker& me, task* t) noexcept {

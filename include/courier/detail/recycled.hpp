@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <utility>
 
 // GCC pairs the class-specific operator new below with the free() that the
 // matching operator delete calls once both are inlined, and warns that they
@@ -19,14 +21,22 @@ namespace courier::detail {
 // Freed blocks go to the freeing thread's cache and the next node of the
 // same size class comes from it, so a steady flow of messages reuses a
 // working set of blocks without calling the allocator. A block freed on
-// another thread than the one that allocated it simply changes caches. Each
-// class keeps at most `max_cached` blocks; the rest go back to the heap, as
-// does everything when the thread exits.
+// another thread than the one that allocated it simply changes caches.
+//
+// When one thread frees what another allocates (many senders, one actor), the
+// freeing thread's cache fills and the allocating thread's runs dry; full
+// batches then travel between them through a shared depot, one lock per
+// `batch_size` blocks, instead of every block going through the heap. Each
+// class keeps at most `max_cached` blocks per thread and `max_batches` batches
+// in the depot; the rest go back to the heap, as does a thread's cache when
+// it exits.
 class block_cache {
  public:
   static constexpr std::size_t granule = 32;
   static constexpr std::size_t classes = 8;  // blocks up to 256 bytes
   static constexpr unsigned max_cached = 256;
+  static constexpr unsigned batch_size = 128;
+  static constexpr unsigned max_batches = 64;
 
   block_cache() = default;
   block_cache(const block_cache&) = delete;
@@ -53,7 +63,12 @@ class block_cache {
   }
 
   void* allocate(std::size_t size) {
-    free_list& list = lists_[index(size)];
+    const std::size_t c = index(size);
+    free_list& list = lists_[c];
+    if (list.head == nullptr) {
+      list.head = the_depot().take(c);
+      if (list.head != nullptr) list.count = batch_size;
+    }
     if (block* b = list.head) {
       list.head = b->next;
       --list.count;
@@ -63,10 +78,17 @@ class block_cache {
   }
 
   void deallocate(void* p, std::size_t size) noexcept {
-    free_list& list = lists_[index(size)];
+    const std::size_t c = index(size);
+    free_list& list = lists_[c];
     if (list.count == max_cached) {
-      std::free(p);
-      return;
+      // Hand the newest batch_size blocks to the depot in one piece.
+      block* first = list.head;
+      block* last = first;
+      for (unsigned i = 1; i < batch_size; ++i) last = last->next;
+      list.head = last->next;
+      list.count -= batch_size;
+      last->next = nullptr;
+      the_depot().give(c, first);
     }
     block* b = static_cast<block*>(p);
     b->next = list.head;
@@ -84,13 +106,55 @@ class block_cache {
   }
 
  private:
+  // Laid over a free block (every block has room for both).
   struct block {
     block* next;
+    block* next_batch;  // in the depot: the first block of the next batch
   };
   struct free_list {
     block* head = nullptr;
     unsigned count = 0;
   };
+
+  // Batches of exactly batch_size blocks, chained through their first
+  // blocks.
+  class depot {
+   public:
+    block* take(std::size_t c) noexcept {
+      std::lock_guard<std::mutex> lock(mutex_);
+      block* first = batches_[c];
+      if (first != nullptr) {
+        batches_[c] = first->next_batch;
+        --count_[c];
+      }
+      return first;
+    }
+
+    void give(std::size_t c, block* first) noexcept {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (count_[c] < max_batches) {
+          first->next_batch = batches_[c];
+          batches_[c] = first;
+          ++count_[c];
+          return;
+        }
+      }
+      while (first != nullptr) std::free(std::exchange(first, first->next));
+    }
+
+   private:
+    std::mutex mutex_;
+    block* batches_[classes] = {};
+    unsigned count_[classes] = {};
+  };
+
+  // Shared by every thread and never destroyed, so that a thread exiting
+  // late (after static destruction began) still finds it.
+  static depot& the_depot() noexcept {
+    static depot* d = new depot;
+    return *d;
+  }
 
   enum lifetime : unsigned char { unborn, alive, dead };
   // Trivially destructible, so still readable after the cache is gone.

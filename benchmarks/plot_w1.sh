@@ -42,7 +42,7 @@ for impl, by_threads in rows.items():
 PY
 
 gnuplot <<GP
-set terminal pngcairo size 900,500 font "sans,11"
+set terminal pngcairo size 900,500 font "sans,11" noenhanced
 set output "$out/w1.png"
 set title "W1 bank: 1000 accounts, 64 clients, transfers/s (median of $repeat), $(nproc) cores"
 set ylabel "million transfers per second (log scale)"

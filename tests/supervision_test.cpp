@@ -861,3 +861,28 @@ TEST_CASE("supervision: a failed ask returns after the hook ran and the policy a
     REQUIRE(log.count() == 1);
   }
 }
+
+TEST_CASE(
+    "supervision: a handler that would reply later but throws first fails the ask with its "
+    "exception",
+    "[supervision]") {
+  // The handler's return type is a future, but it throws before making one:
+  // the asker gets that exception (not broken_promise), after the hook and
+  // the policy.
+  struct Later {};
+  struct deferring {
+    courier::future<int> handle(Later) { throw custom_error(7); }
+  };
+  const int threads = GENERATE(1, 2);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  for (int i = 0; i < 50; ++i) {
+    auto hooked = std::make_shared<std::atomic<int>>(0);
+    courier::spawn_options<deferring> o;
+    o.policy = courier::failure_policy::stop;
+    o.on_failure = [hooked](const courier::failure&) { hooked->fetch_add(1); };
+    auto a = courier::spawn<deferring, Later>(pool, deferring{}, o);
+    CHECK_THROWS_AS(a.ask(Later{}).get(), custom_error);
+    REQUIRE(a.stopped());
+    REQUIRE(hooked->load() == 1);
+  }
+}

@@ -206,7 +206,10 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
     try {
       using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
       if constexpr (is_future<returned>::value) {
-        forward_into(core.handle(std::move(msg_)),
+        // The handler first: a promise made before it would break (and wake
+        // the asker with broken_promise) if the handler threw.
+        returned later = core.handle(std::move(msg_));
+        forward_into(std::move(later),
                      future_access::promise_for(ref_ptr<future_state<R>>::share(this)));
       } else if constexpr (std::is_void_v<returned>) {
         core.handle(std::move(msg_));

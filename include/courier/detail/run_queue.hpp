@@ -70,9 +70,10 @@ class local_queue {
   }
 
   // Approximate under concurrent pops; never more than what was pushed.
+  // seq_cst: a worker deciding to sleep reads it after announcing itself.
   std::uint32_t size() const noexcept {
-    const std::uint32_t head = head_.load(std::memory_order_acquire);
-    const std::uint32_t tail = tail_.load(std::memory_order_acquire);
+    const std::uint32_t head = head_.load(std::memory_order_seq_cst);
+    const std::uint32_t tail = tail_.load(std::memory_order_seq_cst);
     const std::uint32_t n = tail - head;
     return n <= capacity ? n : 0;
   }

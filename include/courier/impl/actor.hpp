@@ -353,9 +353,16 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
       [](auto&& handler, const actor& self, message msg) {
         core_type& c = self.core();
         auto* node = new detail::ask_node<core_type, message, reply>(std::move(msg));
-        detail::complete_async_ask<reply>(
-            detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::share(node)),
-            std::forward<decltype(handler)>(handler), detail::ref_ptr<detail::mailbox>::share(&c));
+        try {
+          detail::complete_async_ask<reply>(
+              detail::future_access::make(
+                  detail::ref_ptr<detail::future_state<reply>>::share(node)),
+              std::forward<decltype(handler)>(handler),
+              detail::ref_ptr<detail::mailbox>::share(&c));
+        } catch (...) {
+          node->abandon();  // never queued: give up its message and reference
+          throw;
+        }
         // The ask_node answers (or fails with actor_stopped) through its own state.
         detail::send_async(c, node, [](bool) {});
       },

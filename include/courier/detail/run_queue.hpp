@@ -92,13 +92,7 @@ class injection_queue {
   bool push(task* t) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return false;
-    t->next_ = nullptr;
-    if (tail_)
-      tail_->next_ = t;
-    else
-      head_ = t;
-    tail_ = t;
-    size_.fetch_add(1, std::memory_order_seq_cst);
+    append(t);
     return true;
   }
 
@@ -106,13 +100,7 @@ class injection_queue {
   // shuts down.
   void push_always(task* t) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    t->next_ = nullptr;
-    if (tail_)
-      tail_->next_ = t;
-    else
-      head_ = t;
-    tail_ = t;
-    size_.fetch_add(1, std::memory_order_seq_cst);
+    append(t);
   }
 
   task* pop() noexcept {
@@ -136,6 +124,17 @@ class injection_queue {
   }
 
  private:
+  // Under mutex_.
+  void append(task* t) noexcept {
+    t->next_ = nullptr;
+    if (tail_)
+      tail_->next_ = t;
+    else
+      head_ = t;
+    tail_ = t;
+    size_.fetch_add(1, std::memory_order_seq_cst);
+  }
+
   std::mutex mutex_;
   task* head_ = nullptr;
   task* tail_ = nullptr;

@@ -165,7 +165,10 @@ class then_continuation final : public continuation,
     promise<U> next = future_access::promise_for(ref_ptr<future_state<U>>::adopt(this));
     next.try_set_exception(std::make_exception_ptr(
         actor_stopped("courier: the actor that attached this continuation stopped before it ran")));
-    let_go();
+    // The function and the source go now; the state stays while the
+    // returned future holds it (`next` keeps this alive until we return).
+    f_.~F();
+    src_.reset();
   }
 
  private:
@@ -191,13 +194,6 @@ class then_continuation final : public continuation,
     } else {
       complete_with(next, f, std::move(r));
     }
-  }
-
-  // The function and the source go as soon as the continuation has run; the
-  // state stays while the returned future holds it.
-  void let_go() noexcept {
-    f_.~F();
-    src_.reset();
   }
 
   ref_ptr<future_state<T>> src_;

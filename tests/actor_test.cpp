@@ -284,24 +284,31 @@ TEST_CASE("actor: get() inside a handler throws would_block instead of deadlocki
   CHECK(b.ask(Nested{other}).get() == "would_block");
 }
 
+// Spawns an account through `where` and another through its executor, moves
+// money between them with tells, relays an ask through a third actor, and
+// checks every reply. Returns the first account.
+template <class Where>
+courier::actor<account, account_msg> check_accounts_and_relay(Where& where) {
+  auto alice = courier::spawn<account, account_msg>(where, account{1000});
+  auto bob = courier::spawn<account, account_msg>(where.get_executor(), account{500});
+  for (int i = 0; i < 1000; ++i) {
+    alice.tell(Withdraw{1});
+    bob.tell(Deposit{1});
+  }
+  CHECK(alice.ask(Balance{}).get() == 0);
+  CHECK(bob.ask(Balance{}).get() == 1500);
+  auto r = courier::spawn<relay, relay_msg>(where, relay{bob});
+  CHECK(r.ask(Relay{5}).get() == 1505);
+  return alice;
+}
+
 TEST_CASE("actor: spawn on a user's io_context run by the user's threads", "[actor]") {
   const int threads = GENERATE(1, 2, 4);
   asio::io_context ctx{threads};
   auto guard = asio::make_work_guard(ctx);
   std::vector<std::thread> runners;
   for (int i = 0; i < threads; ++i) runners.emplace_back([&] { ctx.run(); });
-  {
-    auto alice = courier::spawn<account, account_msg>(ctx, account{1000});
-    auto bob = courier::spawn<account, account_msg>(ctx.get_executor(), account{500});
-    for (int i = 0; i < 1000; ++i) {
-      alice.tell(Withdraw{1});
-      bob.tell(Deposit{1});
-    }
-    CHECK(alice.ask(Balance{}).get() == 0);
-    CHECK(bob.ask(Balance{}).get() == 1500);
-    auto r = courier::spawn<relay, relay_msg>(ctx, relay{bob});
-    CHECK(r.ask(Relay{5}).get() == 1505);
-  }
+  check_accounts_and_relay(ctx);
   guard.reset();
   for (auto& t : runners) t.join();
 }
@@ -310,16 +317,7 @@ TEST_CASE("actor: spawn on an asio::thread_pool instead of courier's scheduler",
   const int threads = GENERATE(1, 2, 4);
   asio::thread_pool substrate{static_cast<std::size_t>(threads)};
   {
-    auto alice = courier::spawn<account, account_msg>(substrate, account{1000});
-    auto bob = courier::spawn<account, account_msg>(substrate.get_executor(), account{500});
-    for (int i = 0; i < 1000; ++i) {
-      alice.tell(Withdraw{1});
-      bob.tell(Deposit{1});
-    }
-    CHECK(alice.ask(Balance{}).get() == 0);
-    CHECK(bob.ask(Balance{}).get() == 1500);
-    auto r = courier::spawn<relay, relay_msg>(substrate, relay{bob});
-    CHECK(r.ask(Relay{5}).get() == 1505);
+    auto alice = check_accounts_and_relay(substrate);
     alice.stop();
     CHECK_THROWS_AS(alice.ask(Balance{}).get(), courier::actor_stopped);
   }

@@ -188,14 +188,14 @@ class tell_node final : public mailbox_node, public recycled {
 };
 
 // A message sent with ask(), fused with the shared state of its reply: one
-// allocation per ask. The node starts with one reference, its own as the
-// replying side; the asker's future takes another. The reply (or the
+// allocation per ask. The node starts with two references: its own as the
+// replying side, and the one the asker's future adopts. The reply (or the
 // handler's exception, or actor_stopped when abandoned) completes the state.
 template <class Core, class M, class R>
 class ask_node final : public mailbox_node, public future_state<R>, public recycled {
  public:
   template <class A>
-  explicit ask_node(A&& m) {
+  explicit ask_node(A&& m) : future_state<R>(2) {
     ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
   }
   ~ask_node() override {}
@@ -213,9 +213,9 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
                      future_access::promise_for(ref_ptr<future_state<R>>::share(this)));
       } else if constexpr (std::is_void_v<returned>) {
         core.handle(std::move(msg_));
-        this->set_value_unique();
+        this->try_set_value();
       } else {
-        this->set_value_unique(core.handle(std::move(msg_)));
+        this->try_set_value(core.handle(std::move(msg_)));
       }
     } catch (...) {
       // The hook and the policy come first, so that an asker woken by the

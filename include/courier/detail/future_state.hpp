@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <new>
 #include <utility>
@@ -69,11 +70,16 @@ class continuation {
 };
 
 // The lock-free part shared by every future_state<T>. One word of flags
-// carries the whole protocol: the first setter claims, publishes the result,
-// then wakes a blocked waiter and fires the continuation, each only if present,
-// so a reply with neither costs two atomic operations and no system call.
+// carries the whole protocol. A state has one setter at a time (a promise is
+// not shared between threads; an ask's node, a continuation and a deadline
+// each hand theirs on rather than race): the setter stores the result, then
+// claims and publishes it in one atomic operation, and wakes a blocked waiter
+// and fires the continuation, each only if present. A reply with neither
+// costs one locked operation and no system call.
 class future_state_base : public ref_counted {
  public:
+  explicit future_state_base(std::uint32_t initial_refs) noexcept : ref_counted(initial_refs) {}
+
   bool ready() const noexcept { return flags_.load(std::memory_order_acquire) & ready_bit; }
 
   // Whether a result was stored (or is being stored) by some setter.
@@ -100,16 +106,19 @@ class future_state_base : public ref_counted {
   static constexpr unsigned continuation_bit = 4;
   static constexpr unsigned waiter_bit = 8;
 
-  bool claim() noexcept {
-    return !(flags_.fetch_or(claimed_bit, std::memory_order_acq_rel) & claimed_bit);
+  // Only the setter writes claimed_bit, so its own load tells it whether
+  // it already stored a result.
+  bool unclaimed() const noexcept {
+    return !(flags_.load(std::memory_order_relaxed) & claimed_bit);
   }
 
-  // The setter holds a reference throughout (a promise, or a node that owns
-  // one), so a woken waiter dropping its own cannot free the state under us.
-  // The continuation may drop the setter's reference (it may own the
-  // promise), so nothing touches the state once it has started.
-  void publish(unsigned bits = ready_bit) noexcept {
-    const unsigned prev = flags_.fetch_or(bits, std::memory_order_acq_rel);
+  // Claims and publishes the stored result. The setter holds a reference
+  // throughout (a promise, or a node that owns one), so a woken waiter
+  // dropping its own cannot free the state under us. The continuation may
+  // drop the setter's reference (it may own the promise), so nothing touches
+  // the state once it has started.
+  void publish() noexcept {
+    const unsigned prev = flags_.fetch_or(claimed_bit | ready_bit, std::memory_order_acq_rel);
     if (prev & waiter_bit) flags_.notify_all();
     if (prev & continuation_bit) continuation_->start();
   }
@@ -126,15 +135,18 @@ class future_state_base : public ref_counted {
 template <class T>
 class future_state : public future_state_base {
  public:
-  future_state() noexcept {}
+  // A bare state starts with the reference of whoever made it; a node that
+  // is made together with its future starts with two.
+  explicit future_state(std::uint32_t initial_refs = 1) noexcept
+      : future_state_base(initial_refs) {}
   ~future_state() override {
     if (published()) result_.~result<T>();
   }
 
-  // First setter wins; later calls return false and change nothing.
+  // The first call stores; later calls return false and change nothing.
   template <class... Args>
   bool try_set_value(Args&&... args) noexcept {
-    if (!claim()) return false;
+    if (!unclaimed()) return false;
     try {
       ::new (static_cast<void*>(&result_)) result<T>(std::in_place, std::forward<Args>(args)...);
     } catch (...) {
@@ -145,29 +157,17 @@ class future_state : public future_state_base {
   }
 
   bool try_set_exception(std::exception_ptr e) noexcept {
-    if (!claim()) return false;
+    if (!unclaimed()) return false;
     ::new (static_cast<void*>(&result_)) result<T>(result<T>::failure(std::move(e)));
     publish();
     return true;
   }
 
   bool try_set_result(result<T>&& r) noexcept {
-    if (!claim()) return false;
+    if (!unclaimed()) return false;
     ::new (static_cast<void*>(&result_)) result<T>(std::move(r));
     publish();
     return true;
-  }
-
-  // For a state whose only possible setter is the caller (an ask's own node):
-  // claims and publishes in one atomic operation.
-  template <class... Args>
-  void set_value_unique(Args&&... args) noexcept {
-    try {
-      ::new (static_cast<void*>(&result_)) result<T>(std::in_place, std::forward<Args>(args)...);
-    } catch (...) {
-      ::new (static_cast<void*>(&result_)) result<T>(result<T>::failure(std::current_exception()));
-    }
-    publish(claimed_bit | ready_bit);
   }
 
   // Valid once ready() is true, for the single consumer.

@@ -119,6 +119,10 @@ class blocking_room_waiter final : public room_waiter {
 // pops in between never wake it.
 class mailbox : public ref_counted {
  public:
+  // The pool's registry takes references from plain pointers (try_add_ref),
+  // so a release is always a locked decrement (see ref_counted).
+  void release() const noexcept { release_counted(); }
+
   // Enqueues `n` from any thread, counted but admitted even past the bound.
   // A stopped mailbox abandons the node at once.
   void post(mailbox_node* n) noexcept {

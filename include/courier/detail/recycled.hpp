@@ -38,17 +38,9 @@ class block_cache {
   static constexpr unsigned batch_size = 128;
   static constexpr unsigned max_batches = 64;
 
-  block_cache() = default;
+  constexpr block_cache() noexcept = default;
   block_cache(const block_cache&) = delete;
   block_cache& operator=(const block_cache&) = delete;
-  ~block_cache() {
-    state() = dead;
-    for (auto& list : lists_)
-      while (block* b = list.head) {
-        list.head = b->next;
-        std::free(b);
-      }
-  }
 
   static bool cached_size(std::size_t size) noexcept { return size <= granule * classes; }
   // Blocks come from malloc: every path, cached or not, frees with free.
@@ -97,12 +89,23 @@ class block_cache {
   }
 
   // The calling thread's cache, or null once the thread is tearing down
-  // its thread-local objects (the heap serves from then on).
-  static block_cache* local() noexcept {
-    if (state() == dead) return nullptr;
-    thread_local block_cache cache;
-    state() = alive;
-    return &cache;
+  // its thread-local objects (the heap serves from then on). The cache is
+  // trivially destructible and constant-initialized, so reaching it is a
+  // plain thread-local access; the first call on a thread registers the
+  // reaper that empties it when the thread exits.
+  static block_cache* local() noexcept;
+
+ private:
+  friend struct block_cache_reaper;
+
+  // Gives every cached block back to the heap; the cache serves no more.
+  void retire() noexcept {
+    state_ = dead;
+    for (auto& list : lists_)
+      while (block* b = list.head) {
+        list.head = b->next;
+        std::free(b);
+      }
   }
 
  private:
@@ -157,15 +160,32 @@ class block_cache {
   }
 
   enum lifetime : unsigned char { unborn, alive, dead };
-  // Trivially destructible, so still readable after the cache is gone.
-  static lifetime& state() noexcept {
-    thread_local lifetime s = unborn;
-    return s;
-  }
 
   static std::size_t index(std::size_t size) noexcept { return (size - 1) / granule; }
-  free_list lists_[classes];
+  free_list lists_[classes] = {};
+  lifetime state_ = unborn;
 };
+
+inline constinit thread_local block_cache this_thread_blocks;
+
+// Empties this thread's cache when the thread exits.
+struct block_cache_reaper {
+  block_cache_reaper() = default;
+  block_cache_reaper(const block_cache_reaper&) = delete;
+  block_cache_reaper& operator=(const block_cache_reaper&) = delete;
+  ~block_cache_reaper() { this_thread_blocks.retire(); }
+};
+
+inline block_cache* block_cache::local() noexcept {
+  block_cache& cache = this_thread_blocks;
+  if (cache.state_ == alive) [[likely]]
+    return &cache;
+  if (cache.state_ == dead) return nullptr;
+  thread_local block_cache_reaper reaper;
+  (void)reaper;
+  cache.state_ = alive;
+  return &cache;
+}
 
 // A base that gives a node class the cache as its allocator. Sanitizer
 // builds use the heap directly, so that a use after free is still caught.

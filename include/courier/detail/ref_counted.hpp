@@ -12,14 +12,33 @@ namespace courier::detail {
 // executor or a queued activation costs one pointer and no control block.
 class ref_counted {
  public:
-  ref_counted() = default;
+  // `initial` references: a node that is created together with the handle
+  // that shares it (an ask and its future) starts with both, instead of
+  // paying an atomic increment for the second.
+  explicit ref_counted(std::uint32_t initial = 1) noexcept : refs_(initial) {}
   ref_counted(const ref_counted&) = delete;
   ref_counted& operator=(const ref_counted&) = delete;
 
   void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
 
+  // A count of one means the caller holds the only reference and nobody can
+  // take another, so the last release needs no locked write: a load that
+  // sees every earlier release (acquire) is enough. Most short-lived objects
+  // (a reply state, a continuation) pass between exactly two holders, so
+  // this halves their locked operations. Classes that hand out references
+  // from plain pointers (try_add_ref) must release with release_counted().
+  void release() const noexcept {
+    if (refs_.load(std::memory_order_acquire) == 1 ||
+        refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      delete this;
+  }
+
+ protected:
+  virtual ~ref_counted() = default;
+
   // Takes a reference unless the count already reached zero (the object is
-  // being destroyed). For registries that hold plain pointers.
+  // being destroyed). For registries that hold plain pointers; a class that
+  // uses it hides release() with release_counted().
   bool try_add_ref() const noexcept {
     std::uint32_t n = refs_.load(std::memory_order_relaxed);
     while (n != 0)
@@ -29,15 +48,14 @@ class ref_counted {
     return false;
   }
 
-  void release() const noexcept {
+  // Always a locked decrement: with try_add_ref about, a count of one can
+  // grow under the releasing thread.
+  void release_counted() const noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
- protected:
-  virtual ~ref_counted() = default;
-
  private:
-  mutable std::atomic<std::uint32_t> refs_{1};
+  mutable std::atomic<std::uint32_t> refs_;
 };
 
 // Owning pointer to a ref_counted object. adopt() takes over a reference the

@@ -304,7 +304,7 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
     future<reply> f;
     detail::send(c, [&] {
       auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
-      f = detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::share(node));
+      f = detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
       return node;
     });
     return f;
@@ -356,7 +356,7 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
         try {
           detail::complete_async_ask<reply>(
               detail::future_access::make(
-                  detail::ref_ptr<detail::future_state<reply>>::share(node)),
+                  detail::ref_ptr<detail::future_state<reply>>::adopt(node)),
               std::forward<decltype(handler)>(handler),
               detail::ref_ptr<detail::mailbox>::share(&c));
         } catch (...) {

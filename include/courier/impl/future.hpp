@@ -134,8 +134,9 @@ void complete_with(promise<U>& to, F& f, Args&&... args) noexcept {
 // The continuation built by future::then(), fused with the state of the
 // future that then() returns: one allocation per then(). When attached inside
 // an actor it is also a mailbox node of that actor and runs there; otherwise
-// it runs on the completing thread, outside every actor. It starts with one
-// reference, the producing side's, which becomes a promise when it runs.
+// it runs on the completing thread, outside every actor. It starts with two
+// references: the producing side's, which becomes a promise when it runs,
+// and the one the returned future adopts.
 template <class T, class F, class U>
 class then_continuation final : public continuation,
                                 public mailbox_node,
@@ -144,7 +145,7 @@ class then_continuation final : public continuation,
  public:
   template <class A>
   then_continuation(ref_ptr<future_state<T>> src, A&& f, ref_ptr<mailbox> home)
-      : src_(std::move(src)), home_(std::move(home)) {
+      : future_state<U>(2), src_(std::move(src)), home_(std::move(home)) {
     ::new (static_cast<void*>(&f_)) F(std::forward<A>(f));
   }
   ~then_continuation() override {}
@@ -260,7 +261,7 @@ auto future<T>::attach_then(F&& f, detail::mailbox* home) {
   auto* c = new detail::then_continuation<T, fn_type, value_type_out>(
       std::move(s), std::forward<F>(f), detail::ref_ptr<detail::mailbox>::share(home));
   future<value_type_out> out =
-      detail::future_access::make(detail::ref_ptr<detail::future_state<value_type_out>>::share(c));
+      detail::future_access::make(detail::ref_ptr<detail::future_state<value_type_out>>::adopt(c));
   state->attach(c);
   return out;
 }

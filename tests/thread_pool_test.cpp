@@ -1,4 +1,5 @@
 #include "courier/thread_pool.hpp"
+#include "courier/detail/run_queue.hpp"
 
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
@@ -281,4 +282,41 @@ TEST_CASE("thread_pool: stop() while timers are expiring", "[thread_pool]") {
     timers.clear();
   }
   CHECK(fired.load() <= 20 * 100);
+}
+
+namespace {
+struct inert_task final : courier::detail::task {
+  void run() noexcept override {}
+  void discard() noexcept override {}
+};
+}  // namespace
+
+TEST_CASE("thread_pool: a worker's queue is offered to thieves except a lone task or a busy pair",
+          "[thread_pool][stealing]") {
+  courier::detail::local_queue q;
+  inert_task a, b, c;
+  CHECK_FALSE(q.worth_stealing(2));
+  q.push(&a, true);
+  CHECK_FALSE(q.worth_stealing(2));  // a lone task runs soon anyway
+  CHECK(q.worth_stealing(1));
+
+  SECTION("two actors that both resumed after a full batch stay together") {
+    q.push(&b, true);
+    CHECK_FALSE(q.worth_stealing(2));
+    SECTION("a third task makes the queue worth stealing from") {
+      q.push(&c, true);
+      CHECK(q.worth_stealing(2));
+    }
+  }
+  SECTION("a resumed actor and fresh work are worth stealing from") {
+    q.push(&b, false);
+    CHECK(q.worth_stealing(2));
+  }
+  SECTION("the tag never reaches the task: pop returns the addresses pushed, oldest first") {
+    q.push(&b, false);
+    CHECK(q.pop() == &a);
+    CHECK(q.pop() == &b);
+    CHECK(q.pop() == nullptr);
+    CHECK(q.empty());
+  }
 }

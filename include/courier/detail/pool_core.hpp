@@ -8,10 +8,11 @@
 //   with no lock and no wake-up. A streak of LIFO runs is capped so the
 //   worker's queue is not starved;
 // - its own queue (FIFO), then the injection queue (work from other threads);
-// - otherwise it searches: steals from other workers' queues, spinning
-//   briefly, and takes another worker's LIFO slot only when that worker has
-//   been stuck in one task for the whole search (a long handler must not
-//   hold up the message it sent);
+// - otherwise it searches: steals from other workers' queues (not a lone
+//   task, nor a pair of busy actors that are likely feeding each other),
+//   spinning briefly with pauses between looks, and takes another worker's
+//   LIFO slot only when that worker has been stuck in one task for the whole
+//   search (a long handler must not hold up the message it sent);
 // - then it parks. A sleeper is woken only when work goes where it could
 //   steal it and nobody is searching, so a busy worker pays no system call
 //   per message. While any worker is active, parked workers wake now and then
@@ -148,7 +149,7 @@ class pool_core final : public ref_counted {
   bool submit_activation(task* t) noexcept {
     if (worker* w = current_worker(); w != nullptr) {
       if (w->running == t) {
-        push_local(*w, t);
+        push_local(*w, t, true);
       } else if (w->lifo.load(std::memory_order_relaxed) == nullptr) {
         // Only the owner fills the slot (thieves only empty it): no race.
         w->lifo.store(t, std::memory_order_release);
@@ -314,11 +315,18 @@ class pool_core final : public ref_counted {
   // A queue holding fewer tasks is left to its owner unless the owner is
   // stuck: a lone task there (an actor that yielded, say) runs soon anyway,
   // and moving it would split actors that talk to each other across cores.
+  // For the same reason two busy actors that both yielded stay together
+  // (local_queue::worth_stealing).
   static constexpr std::uint32_t steal_threshold = 2;
   // Runs of the LIFO slot in a row before the worker's queue gets a turn.
   static constexpr std::uint32_t max_lifo_streak = 32;
   // Every this many tasks the injection queue is looked at first.
   static constexpr std::uint32_t injection_interval = 61;
+  // CPU pauses between two looks at the other workers' queues (under a
+  // microsecond here). Each look pulls the cache lines of a queue its owner
+  // is pushing to; looking in a tight loop makes every push the owner does
+  // miss the cache.
+  static constexpr std::uint32_t search_backoff = 64;
   // How long a searcher spins before it parks.
   static constexpr std::chrono::microseconds spin_time{50};
   // The nap of a parked worker while others run, doubling up to the cap.
@@ -334,11 +342,11 @@ class pool_core final : public ref_counted {
     return (w != nullptr && on_worker()) ? w : nullptr;
   }
 
-  void push_local(worker& w, task* t) noexcept {
-    if (!w.queue.push(t)) {
+  void push_local(worker& w, task* t, bool resumed = false) noexcept {
+    if (!w.queue.push(t, resumed)) {
       injection_.push_always(t);
       notify_if_needed();
-    } else if (w.queue.size() >= steal_threshold) {
+    } else if (w.queue.worth_stealing(steal_threshold)) {
       notify_if_needed();
     }
   }
@@ -397,7 +405,7 @@ class pool_core final : public ref_counted {
   bool stealable_work() const noexcept {
     if (!injection_.empty()) return true;
     for (auto& w : workers_)
-      if (w->queue.size() >= steal_threshold) return true;
+      if (w->queue.worth_stealing(steal_threshold)) return true;
     return false;
   }
 
@@ -442,9 +450,10 @@ class pool_core final : public ref_counted {
   }
 
   // Takes a task from `victim`'s queue, moving up to half of the rest to
-  // ours, if it holds at least `at_least`.
-  task* steal_from(worker& me, worker& victim, std::uint32_t at_least) noexcept {
-    if (victim.queue.size() < at_least) return nullptr;
+  // ours, if the queue is worth stealing from; from a stuck victim, any task.
+  task* steal_from(worker& me, worker& victim, bool stuck) noexcept {
+    if (stuck ? victim.queue.empty() : !victim.queue.worth_stealing(steal_threshold))
+      return nullptr;
     task* first = victim.queue.pop();
     if (first == nullptr) return nullptr;
     std::uint32_t more = victim.queue.size() / 2;
@@ -468,11 +477,11 @@ class pool_core final : public ref_counted {
       if (task* t = injection_.pop()) return t;
       for (std::size_t k = 1; k < n; ++k) {
         worker& victim = *workers_[(me.index + k) % n];
-        if (task* t = steal_from(me, victim, steal_threshold)) return t;
+        if (task* t = steal_from(me, victim, false)) return t;
       }
       if (stopping_.load(std::memory_order_relaxed)) return nullptr;
       if (round % 16 == 0 && std::chrono::steady_clock::now() >= give_up) break;
-      cpu_relax();
+      for (std::uint32_t i = 0; i < search_backoff; ++i) cpu_relax();
     }
     // A worker that ran nothing during the whole search is stuck in one
     // task: what waits in its LIFO slot, or alone in its queue, is fair game.
@@ -481,7 +490,7 @@ class pool_core final : public ref_counted {
       if (victim.ticks.load(std::memory_order_relaxed) != me.seen_ticks[victim.index]) continue;
       if (victim.lifo.load(std::memory_order_relaxed) != nullptr)
         if (task* t = victim.lifo.exchange(nullptr, std::memory_order_acq_rel)) return t;
-      if (task* t = steal_from(me, victim, 1)) return t;
+      if (task* t = steal_from(me, victim, true)) return t;
     }
     return nullptr;
   }

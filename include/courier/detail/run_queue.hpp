@@ -38,12 +38,13 @@ class local_queue {
  public:
   static constexpr std::uint32_t capacity = 256;
 
-  // Owner only. False when full.
-  bool push(task* t) noexcept {
+  // Owner only. False when full. `resumed`: the task is an actor that ran a
+  // full batch and goes on (see worth_stealing).
+  bool push(task* t, bool resumed = false) noexcept {
     const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
     const std::uint32_t head = head_.load(std::memory_order_acquire);
     if (tail - head >= capacity) return false;
-    slots_[tail % capacity].store(t, std::memory_order_relaxed);
+    slots_[tail % capacity].store(tag(t, resumed), std::memory_order_relaxed);
     // seq_cst: a worker deciding to sleep reads tail after announcing it;
     // this push must be visible to it or its announcement to us.
     tail_.store(tail + 1, std::memory_order_seq_cst);
@@ -61,8 +62,25 @@ class local_queue {
       task* t = slots_[head % capacity].load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
-        return t;
+        return untag(t);
     }
+  }
+
+  // Whether another worker should take work from here: the queue holds at
+  // least `threshold` tasks, unless it holds just two actors that each
+  // resumed after a full batch. Two busy actors on one worker are usually
+  // feeding each other (a hot pair of accounts, say); split across cores,
+  // every message between them would become a cross-core hand-off that costs
+  // more than the handler. Approximate (the queue may change meanwhile),
+  // which is fine for a decision to look.
+  bool worth_stealing(std::uint32_t threshold) const noexcept {
+    const std::uint32_t head = head_.load(std::memory_order_seq_cst);
+    const std::uint32_t tail = tail_.load(std::memory_order_seq_cst);
+    const std::uint32_t n = tail - head;
+    if (n > capacity || n < threshold) return false;
+    if (n != 2) return true;
+    return !(resumed(slots_[head % capacity].load(std::memory_order_relaxed)) &&
+             resumed(slots_[(head + 1) % capacity].load(std::memory_order_relaxed)));
   }
 
   bool empty() const noexcept {
@@ -79,6 +97,17 @@ class local_queue {
   }
 
  private:
+  // A slot holds the task's address with its lowest bit set for a resumed
+  // actor (tasks are at least 2-aligned).
+  static task* tag(task* t, bool resumed) noexcept {
+    return reinterpret_cast<task*>(reinterpret_cast<std::uintptr_t>(t) |
+                                   static_cast<std::uintptr_t>(resumed));
+  }
+  static task* untag(task* t) noexcept {
+    return reinterpret_cast<task*>(reinterpret_cast<std::uintptr_t>(t) & ~std::uintptr_t{1});
+  }
+  static bool resumed(task* t) noexcept { return reinterpret_cast<std::uintptr_t>(t) & 1; }
+
   alignas(64) std::atomic<std::uint32_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
   std::array<std::atomic<task*>, capacity> slots_{};

@@ -121,4 +121,49 @@ void check_bank(measurement& m, const workload_sizes& s, std::size_t accounts,
   if (!counted) m.check += ",COUNT_MISMATCH";
 }
 
+namespace ping_pong {
+
+/// The rally length of pair k when `total` messages are shared by `pairs`.
+inline std::uint64_t rally_length(std::uint64_t total, std::size_t pairs, std::size_t k) {
+  return total / pairs + (k < total % pairs ? 1 : 0);
+}
+
+inline void check(measurement& m, std::uint64_t handled, std::uint64_t expected) {
+  m.ops = handled;
+  m.ok = handled == expected;
+  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
+}
+
+}  // namespace ping_pong
+
+namespace fan_in {
+
+inline void check(measurement& m, std::uint64_t counted, std::uint64_t expected) {
+  m.ops = expected;
+  m.ok = counted == expected;
+  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
+}
+
+}  // namespace fan_in
+
+namespace spawn {
+
+// Fills the memory figures of `m`; `rss_before_kb` was read before spawning.
+inline void record_memory(measurement& m, std::size_t n, long rss_before_kb,
+                          long rss_after_spawn_kb) {
+  const long peak_kb = proc_status_kb("VmHWM");
+  const double actors = static_cast<double>(n);
+  m.bytes_per_actor = static_cast<double>(peak_kb - rss_before_kb) * 1024.0 / actors;
+  m.idle_bytes_per_actor =
+      static_cast<double>(rss_after_spawn_kb - rss_before_kb) * 1024.0 / actors;
+}
+
+inline void check(measurement& m, std::size_t n, std::uint64_t balance) {
+  m.ops = n;
+  m.ok = balance == 1;
+  m.check = m.ok ? "BALANCE_OK" : "BALANCE_WRONG";
+}
+
+}  // namespace spawn
+
 }  // namespace bench

@@ -33,6 +33,9 @@
 #include "w2_ping_pong.hpp"
 #include "w3_fan_in.hpp"
 #include "w4_spawn.hpp"
+#ifdef COURIER_BENCH_HAVE_CAF
+#include "caf_workloads.hpp"
+#endif
 
 #ifndef COURIER_BENCH_CXX_FLAGS
 #define COURIER_BENCH_CXX_FLAGS "(unknown)"
@@ -59,6 +62,9 @@ bool known(const std::vector<std::string>& names, const std::string& n) {
 // Whether `impl` has a version of `workload`.
 bool applies(const std::string& workload, const std::string& impl) {
   if (impl == "mutex" || impl == "sequential") return workload == "w1" || workload == "w1hot";
+#ifdef COURIER_BENCH_HAVE_CAF
+  if (impl == "caf") return true;
+#endif
   return impl == "courier" || impl == "asio_strand" || impl == "floor";
 }
 
@@ -95,19 +101,31 @@ measurement run_measurement(const std::string& w, const std::string& impl, std::
     if (impl == "floor") return bench::w1_floor(s, accounts);
     if (impl == "mutex") return bench::w1_mutex(s, accounts, threads);
     if (impl == "sequential") return bench::w1_sequential(s, accounts);
+#ifdef COURIER_BENCH_HAVE_CAF
+    if (impl == "caf") return bench::caf_impl::w1(s, accounts, threads);
+#endif
   } else if (w == "w2" || w == "w2x64") {
     const std::size_t pairs = w == "w2" ? 1 : 64;
     if (impl == "courier") return bench::w2_courier(s, pairs, threads);
     if (impl == "asio_strand") return bench::w2_asio_strand(s, pairs, threads);
     if (impl == "floor") return bench::w2_floor(s, pairs);
+#ifdef COURIER_BENCH_HAVE_CAF
+    if (impl == "caf") return bench::caf_impl::w2(s, pairs, threads);
+#endif
   } else if (w == "w3") {
     if (impl == "courier") return bench::w3_courier(s, threads);
     if (impl == "asio_strand") return bench::w3_asio_strand(s, threads);
     if (impl == "floor") return bench::w3_floor(s);
+#ifdef COURIER_BENCH_HAVE_CAF
+    if (impl == "caf") return bench::caf_impl::w3(s, threads);
+#endif
   } else if (w == "w4") {
     if (impl == "courier") return bench::w4_courier(s, threads);
     if (impl == "asio_strand") return bench::w4_asio_strand(s, threads);
     if (impl == "floor") return bench::w4_floor(s);
+#ifdef COURIER_BENCH_HAVE_CAF
+    if (impl == "caf") return bench::caf_impl::w4(s, threads);
+#endif
   }
   measurement m;
   m.check = "NOT_APPLICABLE";
@@ -237,10 +255,10 @@ std::string now_text() {
 }
 
 std::string caf_note() {
-#if __has_include(<caf/all.hpp>)
-  return "caf: CAF headers found, but courier_bench has no CAF implementation yet; skipped";
+#ifdef COURIER_BENCH_HAVE_CAF
+  return "caf: " + bench::caf_impl::version() + " (libcaf-dev), default scheduler";
 #else
-  return "caf: skipped (CAF headers <caf/all.hpp> not found; Debian: libcaf-dev)";
+  return "caf: skipped (CAF was not found when courier_bench was built; Debian: libcaf-dev)";
 #endif
 }
 

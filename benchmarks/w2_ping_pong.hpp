@@ -47,17 +47,6 @@ struct player {
   std::uint64_t handle(HandledCount) const { return handled; }
 };
 
-/// The rally length of pair k when `total` messages are shared by `pairs`.
-inline std::uint64_t rally_length(std::uint64_t total, std::size_t pairs, std::size_t k) {
-  return total / pairs + (k < total % pairs ? 1 : 0);
-}
-
-inline void check(measurement& m, std::uint64_t handled, std::uint64_t expected) {
-  m.ops = handled;
-  m.ok = handled == expected;
-  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
-}
-
 }  // namespace ping_pong
 
 inline measurement w2_courier(const workload_sizes& s, std::size_t pairs, std::size_t threads) {

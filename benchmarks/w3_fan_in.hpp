@@ -89,12 +89,6 @@ struct sender {
   }
 };
 
-inline void check(measurement& m, std::uint64_t counted, std::uint64_t expected) {
-  m.ops = expected;
-  m.ok = counted == expected;
-  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
-}
-
 }  // namespace fan_in
 
 inline measurement w3_courier(const workload_sizes& s, std::size_t threads) {

@@ -22,25 +22,6 @@
 #include "bench_common.hpp"
 
 namespace bench {
-namespace spawn {
-
-// Fills the memory figures of `m`; `rss_before_kb` was read before spawning.
-inline void record_memory(measurement& m, std::size_t n, long rss_before_kb,
-                          long rss_after_spawn_kb) {
-  const long peak_kb = proc_status_kb("VmHWM");
-  const double actors = static_cast<double>(n);
-  m.bytes_per_actor = static_cast<double>(peak_kb - rss_before_kb) * 1024.0 / actors;
-  m.idle_bytes_per_actor =
-      static_cast<double>(rss_after_spawn_kb - rss_before_kb) * 1024.0 / actors;
-}
-
-inline void check(measurement& m, std::size_t n, std::uint64_t balance) {
-  m.ops = n;
-  m.ok = balance == 1;
-  m.check = m.ok ? "BALANCE_OK" : "BALANCE_WRONG";
-}
-
-}  // namespace spawn
 
 inline measurement w4_courier(const workload_sizes& s, std::size_t threads) {
   const std::size_t n = s.spawn_actors;

@@ -121,6 +121,14 @@ void check_bank(measurement& m, const workload_sizes& s, std::size_t accounts,
   if (!counted) m.check += ",COUNT_MISMATCH";
 }
 
+/// Records `ops` and whether `counted` came out as `expected` (W2, W3).
+inline void check_count(measurement& m, std::uint64_t ops, std::uint64_t counted,
+                        std::uint64_t expected) {
+  m.ops = ops;
+  m.ok = counted == expected;
+  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
+}
+
 namespace ping_pong {
 
 /// The rally length of pair k when `total` messages are shared by `pairs`.
@@ -128,20 +136,18 @@ inline std::uint64_t rally_length(std::uint64_t total, std::size_t pairs, std::s
   return total / pairs + (k < total % pairs ? 1 : 0);
 }
 
+/// The messages handled are the operations; they must be all that were sent.
 inline void check(measurement& m, std::uint64_t handled, std::uint64_t expected) {
-  m.ops = handled;
-  m.ok = handled == expected;
-  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
+  check_count(m, handled, handled, expected);
 }
 
 }  // namespace ping_pong
 
 namespace fan_in {
 
+/// Every increment sent is an operation; the counter must have seen them all.
 inline void check(measurement& m, std::uint64_t counted, std::uint64_t expected) {
-  m.ops = expected;
-  m.ok = counted == expected;
-  m.check = m.ok ? "COUNT_OK" : "COUNT_MISMATCH";
+  check_count(m, expected, counted, expected);
 }
 
 }  // namespace fan_in

@@ -4,11 +4,12 @@
 # benchmarks/results/w1.png (transfers per second by implementation and
 # thread count, medians).
 # Usage: benchmarks/plot_w1.sh [--repeat K] [--quick]   (from any directory)
-# Installs cmake, g++, libasio-dev, catch2, gnuplot-nox and python3 if missing.
+# Installs cmake, g++, libasio-dev, catch2, gnuplot-nox, python3 and libcaf-dev
+# (CAF 0.17, the optional baseline) if missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
-courier_ensure_packages gnuplot-nox python3
+courier_ensure_packages gnuplot-nox python3 libcaf-dev
 
 repeat=5
 extra=()

@@ -97,8 +97,10 @@ class delivery_task final : public task, public recycled {
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   _mm_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield" ::: "memory");
 #else
-  std::this_thread::yield();
+  std::atomic_signal_fence(std::memory_order_seq_cst);
 #endif
 }
 
@@ -323,9 +325,9 @@ class pool_core final : public ref_counted {
   // Every this many tasks the injection queue is looked at first.
   static constexpr std::uint32_t injection_interval = 61;
   // CPU pauses between two looks at the other workers' queues (under a
-  // microsecond here). Each look pulls the cache lines of a queue its owner
-  // is pushing to; looking in a tight loop makes every push the owner does
-  // miss the cache.
+  // microsecond on this project's machine, a few on CPUs with a slow pause). Each look pulls the
+  // cache lines of a queue its owner is pushing to; looking in a tight loop makes every push the
+  // owner does miss the cache.
   static constexpr std::uint32_t search_backoff = 64;
   // How long a searcher spins before it parks.
   static constexpr std::chrono::microseconds spin_time{50};
@@ -456,7 +458,9 @@ class pool_core final : public ref_counted {
       return nullptr;
     task* first = victim.queue.pop();
     if (first == nullptr) return nullptr;
-    std::uint32_t more = victim.queue.size() / 2;
+    // From a stuck victim everything: all of it waits behind the stuck task
+    // (and a busy pair stays together).
+    std::uint32_t more = stuck ? victim.queue.size() : victim.queue.size() / 2;
     while (more-- > 0) {
       task* t = victim.queue.pop();
       if (t == nullptr) break;
@@ -480,7 +484,7 @@ class pool_core final : public ref_counted {
         if (task* t = steal_from(me, victim, false)) return t;
       }
       if (stopping_.load(std::memory_order_relaxed)) return nullptr;
-      if (round % 16 == 0 && std::chrono::steady_clock::now() >= give_up) break;
+      if (std::chrono::steady_clock::now() >= give_up) break;
       for (std::uint32_t i = 0; i < search_backoff; ++i) cpu_relax();
     }
     // A worker that ran nothing during the whole search is stuck in one

@@ -38,8 +38,9 @@ class local_queue {
  public:
   static constexpr std::uint32_t capacity = 256;
 
-  // Owner only. False when full. `resumed`: the task is an actor that ran a
-  // full batch and goes on (see worth_stealing).
+  // Owner only. False when full. `resumed`: the task is an actor that is
+  // still busy and scheduled itself again (after a full batch, or while a
+  // sender was mid-push); see worth_stealing.
   bool push(task* t, bool resumed = false) noexcept {
     const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
     const std::uint32_t head = head_.load(std::memory_order_acquire);
@@ -68,7 +69,7 @@ class local_queue {
 
   // Whether another worker should take work from here: the queue holds at
   // least `threshold` tasks, unless it holds just two actors that each
-  // resumed after a full batch. Two busy actors on one worker are usually
+  // resumed. Two busy actors on one worker are usually
   // feeding each other (a hot pair of accounts, say); split across cores,
   // every message between them would become a cross-core hand-off that costs
   // more than the handler. Approximate (the queue may change meanwhile),
@@ -98,7 +99,8 @@ class local_queue {
 
  private:
   // A slot holds the task's address with its lowest bit set for a resumed
-  // actor (tasks are at least 2-aligned).
+  // actor.
+  static_assert(alignof(task) >= 2, "the low bit of a task's address must be free");
   static task* tag(task* t, bool resumed) noexcept {
     return reinterpret_cast<task*>(reinterpret_cast<std::uintptr_t>(t) |
                                    static_cast<std::uintptr_t>(resumed));

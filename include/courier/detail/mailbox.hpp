@@ -117,12 +117,11 @@ class blocking_room_waiter final : public room_waiter {
 // queue a burst before they wait again, instead of sleeping and waking per
 // message; and a thread blocked for room sleeps on its own waiter, so the
 // pops in between never wake it.
-class mailbox : public ref_counted {
+//
+// The pool's registry reaches every mailbox through a plain pointer, hence
+// registered_ref_counted.
+class mailbox : public registered_ref_counted {
  public:
-  // The pool's registry takes references from plain pointers (try_add_ref),
-  // so a release is always a locked decrement (see ref_counted).
-  void release() const noexcept { release_counted(); }
-
   // Enqueues `n` from any thread, counted but admitted even past the bound.
   // A stopped mailbox abandons the node at once.
   void post(mailbox_node* n) noexcept {

@@ -25,8 +25,8 @@ class ref_counted {
   // take another, so the last release needs no locked write: a load that
   // sees every earlier release (acquire) is enough. Most short-lived objects
   // (a reply state, a continuation) pass between exactly two holders, so
-  // this halves their locked operations. Classes that hand out references
-  // from plain pointers (try_add_ref) must release with release_counted().
+  // this halves their locked operations. Objects that a registry reaches
+  // through plain pointers derive from registered_ref_counted instead.
   void release() const noexcept {
     if (refs_.load(std::memory_order_acquire) == 1 ||
         refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
@@ -36,9 +36,25 @@ class ref_counted {
  protected:
   virtual ~ref_counted() = default;
 
+ private:
+  friend class registered_ref_counted;
+  mutable std::atomic<std::uint32_t> refs_;
+};
+
+// A ref_counted object that a registry also reaches through plain pointers,
+// taking references with try_add_ref(). A count of one may then grow under
+// the releasing thread, so every release is a locked decrement; release()
+// here hides the base's shortcut for every handle of a derived type.
+class registered_ref_counted : public ref_counted {
+ public:
+  using ref_counted::ref_counted;
+
+  void release() const noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
   // Takes a reference unless the count already reached zero (the object is
-  // being destroyed). For registries that hold plain pointers; a class that
-  // uses it hides release() with release_counted().
+  // being destroyed).
   bool try_add_ref() const noexcept {
     std::uint32_t n = refs_.load(std::memory_order_relaxed);
     while (n != 0)
@@ -47,15 +63,6 @@ class ref_counted {
         return true;
     return false;
   }
-
-  // Always a locked decrement: with try_add_ref about, a count of one can
-  // grow under the releasing thread.
-  void release_counted() const noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-
- private:
-  mutable std::atomic<std::uint32_t> refs_;
 };
 
 // Owning pointer to a ref_counted object. adopt() takes over a reference the

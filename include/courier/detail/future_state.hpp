@@ -73,17 +73,16 @@ class continuation {
 // carries the whole protocol. A state has one setter at a time (a promise is
 // not shared between threads; an ask's node, a continuation and a deadline
 // each hand theirs on rather than race): the setter stores the result, then
-// claims and publishes it in one atomic operation, and wakes a blocked waiter
+// publishes it in one atomic operation, and wakes a blocked waiter
 // and fires the continuation, each only if present. A reply with neither
 // costs one locked operation and no system call.
 class future_state_base : public ref_counted {
  public:
   explicit future_state_base(std::uint32_t initial_refs) noexcept : ref_counted(initial_refs) {}
 
+  // Whether the result is in. Only the setter publishes it, so for the setter
+  // this also tells whether it already stored one.
   bool ready() const noexcept { return flags_.load(std::memory_order_acquire) & ready_bit; }
-
-  // Whether a result was stored (or is being stored) by some setter.
-  bool claimed() const noexcept { return flags_.load(std::memory_order_acquire) & claimed_bit; }
 
   // Blocks the calling thread until the result is published.
   void wait() const noexcept {
@@ -101,29 +100,20 @@ class future_state_base : public ref_counted {
   }
 
  protected:
-  static constexpr unsigned claimed_bit = 1;
-  static constexpr unsigned ready_bit = 2;
-  static constexpr unsigned continuation_bit = 4;
-  static constexpr unsigned waiter_bit = 8;
+  static constexpr unsigned ready_bit = 1;
+  static constexpr unsigned continuation_bit = 2;
+  static constexpr unsigned waiter_bit = 4;
 
-  // Only the setter writes claimed_bit, so its own load tells it whether
-  // it already stored a result.
-  bool unclaimed() const noexcept {
-    return !(flags_.load(std::memory_order_relaxed) & claimed_bit);
-  }
-
-  // Claims and publishes the stored result. The setter holds a reference
+  // Publishes the stored result. The setter holds a reference
   // throughout (a promise, or a node that owns one), so a woken waiter
   // dropping its own cannot free the state under us. The continuation may
   // drop the setter's reference (it may own the promise), so nothing touches
   // the state once it has started.
   void publish() noexcept {
-    const unsigned prev = flags_.fetch_or(claimed_bit | ready_bit, std::memory_order_acq_rel);
+    const unsigned prev = flags_.fetch_or(ready_bit, std::memory_order_acq_rel);
     if (prev & waiter_bit) flags_.notify_all();
     if (prev & continuation_bit) continuation_->start();
   }
-
-  bool published() const noexcept { return flags_.load(std::memory_order_acquire) & ready_bit; }
 
  private:
   mutable std::atomic<unsigned> flags_{0};
@@ -140,13 +130,13 @@ class future_state : public future_state_base {
   explicit future_state(std::uint32_t initial_refs = 1) noexcept
       : future_state_base(initial_refs) {}
   ~future_state() override {
-    if (published()) result_.~result<T>();
+    if (ready()) result_.~result<T>();
   }
 
   // The first call stores; later calls return false and change nothing.
   template <class... Args>
   bool try_set_value(Args&&... args) noexcept {
-    if (!unclaimed()) return false;
+    if (ready()) return false;
     try {
       ::new (static_cast<void*>(&result_)) result<T>(std::in_place, std::forward<Args>(args)...);
     } catch (...) {
@@ -157,14 +147,14 @@ class future_state : public future_state_base {
   }
 
   bool try_set_exception(std::exception_ptr e) noexcept {
-    if (!unclaimed()) return false;
+    if (ready()) return false;
     ::new (static_cast<void*>(&result_)) result<T>(result<T>::failure(std::move(e)));
     publish();
     return true;
   }
 
   bool try_set_result(result<T>&& r) noexcept {
-    if (!unclaimed()) return false;
+    if (ready()) return false;
     ::new (static_cast<void*>(&result_)) result<T>(std::move(r));
     publish();
     return true;

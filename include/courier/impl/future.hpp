@@ -295,7 +295,7 @@ promise<T>& promise<T>::operator=(promise&& other) noexcept {
 template <class T>
 promise<T>::~promise() {
   // Build the exception only when it is needed: most promises are satisfied.
-  if (state_ && !state_->claimed())
+  if (state_ && !state_->ready())
     state_->try_set_exception(std::make_exception_ptr(broken_promise()));
 }
 

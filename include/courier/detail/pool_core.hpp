@@ -314,12 +314,6 @@ class pool_core final : public ref_counted {
     std::condition_variable wake;
   };
 
-  // A queue holding fewer tasks is left to its owner unless the owner is
-  // stuck: a lone task there (an actor that yielded, say) runs soon anyway,
-  // and moving it would split actors that talk to each other across cores.
-  // For the same reason two busy actors that both yielded stay together
-  // (local_queue::worth_stealing).
-  static constexpr std::uint32_t steal_threshold = 2;
   // Runs of the LIFO slot in a row before the worker's queue gets a turn.
   static constexpr std::uint32_t max_lifo_streak = 32;
   // Every this many tasks the injection queue is looked at first.
@@ -348,7 +342,7 @@ class pool_core final : public ref_counted {
     if (!w.queue.push(t, resumed)) {
       injection_.push_always(t);
       notify_if_needed();
-    } else if (w.queue.worth_stealing(steal_threshold)) {
+    } else if (w.queue.worth_stealing()) {
       notify_if_needed();
     }
   }
@@ -407,7 +401,7 @@ class pool_core final : public ref_counted {
   bool stealable_work() const noexcept {
     if (!injection_.empty()) return true;
     for (auto& w : workers_)
-      if (w->queue.worth_stealing(steal_threshold)) return true;
+      if (w->queue.worth_stealing()) return true;
     return false;
   }
 
@@ -454,8 +448,7 @@ class pool_core final : public ref_counted {
   // Takes a task from `victim`'s queue, moving up to half of the rest to
   // ours, if the queue is worth stealing from; from a stuck victim, any task.
   task* steal_from(worker& me, worker& victim, bool stuck) noexcept {
-    if (stuck ? victim.queue.empty() : !victim.queue.worth_stealing(steal_threshold))
-      return nullptr;
+    if (stuck ? victim.queue.empty() : !victim.queue.worth_stealing()) return nullptr;
     task* first = victim.queue.pop();
     if (first == nullptr) return nullptr;
     // From a stuck victim everything: all of it waits behind the stuck task

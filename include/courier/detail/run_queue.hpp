@@ -67,19 +67,21 @@ class local_queue {
     }
   }
 
-  // Whether another worker should take work from here: the queue holds at
-  // least `threshold` tasks, unless it holds just two actors that each
-  // resumed. Two busy actors on one worker are usually
-  // feeding each other (a hot pair of accounts, say); split across cores,
-  // every message between them would become a cross-core hand-off that costs
-  // more than the handler. Approximate (the queue may change meanwhile),
-  // which is fine for a decision to look.
-  bool worth_stealing(std::uint32_t threshold) const noexcept {
+  // Whether another worker should take work from here (unless this worker is
+  // stuck in one task, when anything queued is fair game). A lone task is
+  // left to its owner: it runs soon anyway, and moving it would split actors
+  // that talk to each other across cores. So are two actors that each
+  // resumed: two busy actors on one worker are usually feeding each other (a
+  // hot pair of accounts, say), and split across cores every message between
+  // them would become a cross-core hand-off that costs more than the handler.
+  // Approximate (the queue may change meanwhile), which is fine for a
+  // decision to look.
+  bool worth_stealing() const noexcept {
     const std::uint32_t head = head_.load(std::memory_order_seq_cst);
     const std::uint32_t tail = tail_.load(std::memory_order_seq_cst);
     const std::uint32_t n = tail - head;
-    if (n > capacity || n < threshold) return false;
-    if (n != 2) return true;
+    if (n > capacity || n < 2) return false;
+    if (n > 2) return true;
     return !(resumed(slots_[head % capacity].load(std::memory_order_relaxed)) &&
              resumed(slots_[(head + 1) % capacity].load(std::memory_order_relaxed)));
   }

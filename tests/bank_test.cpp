@@ -463,6 +463,22 @@ std::uint64_t check_balances(const std::vector<bank::account_ref>& refs,
   return sum;
 }
 
+// Makes random transfers while `faults` fails handlers, then stops the
+// faults and checks what every such run must show: some transfers failed and
+// the faults fired, no other error came back, and every balance is exactly
+// what the ok replies say (so the total is conserved). Returns the run.
+transfer_run check_transfers_under_faults(const std::vector<bank::account_ref>& refs,
+                                          std::uint64_t initial, std::uint64_t seed,
+                                          seeded_faults& faults) {
+  const transfer_run run = random_transfers(refs, initial, seed);
+  faults.off();
+  CHECK(run.unexpected == 0);
+  CHECK(run.failed > 0);
+  CHECK(faults.failures() > 0);
+  CHECK(check_balances(refs, run.expected) == refs.size() * initial);
+  return run;
+}
+
 }  // namespace
 
 TEST_CASE("bank: injected handler faults are reported and change nothing else", "[bank]") {
@@ -475,12 +491,7 @@ TEST_CASE("bank: injected handler faults are reported and change nothing else", 
   for (std::size_t i = 0; i < accounts; ++i)
     refs.push_back(courier::spawn<bank::account, bank::account_msg>(
         pool, bank::account{initial, 0, false, &faults}));
-  const transfer_run run = random_transfers(refs, initial, 1000);
-  faults.off();
-  CHECK(run.unexpected == 0);
-  CHECK(run.failed > 0);
-  CHECK(faults.failures() > 0);
-  CHECK(check_balances(refs, run.expected) == accounts * initial);
+  check_transfers_under_faults(refs, initial, 1000, faults);
   // The pool and every account survived.
   CHECK(bank::try_transfer(refs[0], refs[1], 1).get() != errc::operation_failed);
 }
@@ -669,12 +680,7 @@ TEST_CASE("bank: money is conserved with poisoned messages injected at random",
   for (std::size_t i = 0; i < accounts; ++i) b.open("acct" + std::to_string(i), initial).get();
   std::vector<bank::account_ref> refs;
   for (auto& [name, ref] : b.accounts().get()) refs.push_back(ref);
-  const transfer_run run = random_transfers(refs, initial, 2000);
-  poison.off();
-  CHECK(run.unexpected == 0);
-  CHECK(run.failed > 0);
-  CHECK(poison.failures() > 0);
-  CHECK(check_balances(refs, run.expected) == accounts * initial);
+  const transfer_run run = check_transfers_under_faults(refs, initial, 2000, poison);
   // Every reservation was settled or refunded, none lost or doubled: with
   // nothing reserved, each account takes a deposit up to max_balance exactly.
   for (std::size_t i = 0; i < accounts; ++i) {

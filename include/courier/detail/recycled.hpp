@@ -117,7 +117,6 @@ class block_cache {
       }
   }
 
- private:
   // Laid over a free block (every block has room for both).
   struct block {
     block* next;

@@ -1,4 +1,5 @@
-// courier: actors on Asio. Include this one header for the whole library.
+// courier: actors on Asio. Include this one header for the whole library
+// (courier/testing.hpp, for tests, is included on its own).
 #pragma once
 
 #include "courier/actor.hpp"
@@ -6,6 +7,6 @@
 #include "courier/errors.hpp"
 #include "courier/future.hpp"
 #include "courier/result.hpp"
+#include "courier/spawn_options.hpp"
 #include "courier/supervision.hpp"
-#include "courier/testing.hpp"
 #include "courier/thread_pool.hpp"

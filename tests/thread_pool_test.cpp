@@ -1,5 +1,5 @@
 #include "courier/thread_pool.hpp"
-#include "courier/detail/run_queue.hpp"
+#include "courier/detail/scheduler/local_queue.hpp"
 
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>

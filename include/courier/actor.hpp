@@ -6,11 +6,12 @@
 #include <utility>
 
 #include "courier/actor_executor.hpp"
-#include "courier/detail/actor_core.hpp"
-#include "courier/detail/message_traits.hpp"
+#include "courier/detail/actor/actor_core.hpp"
+#include "courier/detail/actor/message_traits.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/errors.hpp"
 #include "courier/future.hpp"
+#include "courier/spawn_options.hpp"
 #include "courier/supervision.hpp"
 #include "courier/thread_pool.hpp"
 

@@ -5,22 +5,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "courier/detail/future_state.hpp"
-#include "courier/detail/ref_counted.hpp"
+#include "courier/detail/future/continuation_home.hpp"
+#include "courier/detail/future/future_access.hpp"
+#include "courier/detail/future/future_state.hpp"
 #include "courier/errors.hpp"
-#include "courier/result.hpp"
 
 namespace courier {
-
-template <class T>
-class future;
-template <class T>
-class promise;
-
-namespace detail {
-struct future_access;
-class mailbox;
-}  // namespace detail
 
 /// The eventual result of an ask (or of any promise): a value of type T or an
 /// exception. A future has a single consumer: exactly one of get() or then()
@@ -102,7 +92,7 @@ class future {
   detail::ref_ptr<detail::future_state<T>> take_state(const char* what);
   void check_may_block() const;
   template <class F>
-  auto attach_then(F&& f, detail::mailbox* home);
+  auto attach_then(F&& f, detail::continuation_home* home);
 
   detail::ref_ptr<detail::future_state<T>> state_;
 };

@@ -14,6 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "courier/detail/splitmix64.hpp"
+#include "courier/detail/this_thread.hpp"
+
 namespace courier::testing {
 
 /// An Asio execution context that runs its ready handlers one at a time, on
@@ -42,7 +45,7 @@ class deterministic_context : public asio::execution_context {
   class executor_type;
 
   /// A context whose choices follow `seed`.
-  explicit deterministic_context(std::uint64_t seed) noexcept : seed_(seed), state_(seed) {}
+  explicit deterministic_context(std::uint64_t seed) noexcept : seed_(seed), random_(seed) {}
 
   deterministic_context(const deterministic_context&) = delete;
   deterministic_context& operator=(const deterministic_context&) = delete;
@@ -113,15 +116,16 @@ class deterministic_context : public asio::execution_context {
 
   class running_scope {
    public:
-    explicit running_scope(const deterministic_context* c) noexcept : saved_(running_) {
-      running_ = c;
+    explicit running_scope(const deterministic_context* c) noexcept
+        : saved_(detail::this_thread.deterministic) {
+      detail::this_thread.deterministic = c;
     }
-    ~running_scope() { running_ = saved_; }
+    ~running_scope() { detail::this_thread.deterministic = saved_; }
     running_scope(const running_scope&) = delete;
     running_scope& operator=(const running_scope&) = delete;
 
    private:
-    const deterministic_context* saved_;
+    const void* saved_;
   };
 
   template <class F>
@@ -131,18 +135,10 @@ class deterministic_context : public asio::execution_context {
     ready_.push_back(std::move(h));
   }
 
-  // splitmix64
-  std::uint64_t next_random() noexcept {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-
-  static inline thread_local const deterministic_context* running_ = nullptr;
+  std::uint64_t next_random() noexcept { return random_(); }
 
   const std::uint64_t seed_;
-  std::uint64_t state_;
+  detail::splitmix64 random_;
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<handler>> ready_;
 };
@@ -164,7 +160,7 @@ class deterministic_context::executor_type {
   executor_type require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
 
   /// Whether the calling thread is running a handler of this context.
-  bool running_in_this_thread() const noexcept { return running_ == ctx_; }
+  bool running_in_this_thread() const noexcept { return detail::this_thread.deterministic == ctx_; }
 
   friend bool operator==(const executor_type& a, const executor_type& b) noexcept {
     return a.ctx_ == b.ctx_;

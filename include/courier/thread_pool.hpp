@@ -7,9 +7,10 @@
 #include <cstddef>
 #include <thread>
 
-#include "courier/detail/pool_core.hpp"
-#include "courier/detail/pool_executor.hpp"
+#include "courier/detail/actor/actor_registry.hpp"
+#include "courier/detail/executor/pool_executor.hpp"
 #include "courier/detail/ref_counted.hpp"
+#include "courier/detail/scheduler/pool_core.hpp"
 
 namespace courier {
 namespace detail {
@@ -48,7 +49,8 @@ class thread_pool {
   /// @throws usage_error if `threads` is zero; std::system_error if a thread
   /// cannot be started.
   explicit thread_pool(std::size_t threads = default_size())
-      : core_(detail::ref_ptr<detail::pool_core>::adopt(new detail::pool_core(threads))) {}
+      : core_(detail::ref_ptr<detail::pool_core>::adopt(new detail::pool_core(threads))),
+        registry_(&asio::use_service<detail::actor_registry>(core_->context())) {}
 
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
@@ -57,7 +59,7 @@ class thread_pool {
   ~thread_pool() { core_->close(false); }
 
   /// An executor that runs handlers on the pool's workers.
-  executor_type get_executor() const noexcept { return executor_type(core_.get()); }
+  executor_type get_executor() const noexcept { return executor_type(core_); }
 
   /// The number of worker threads.
   std::size_t size() const noexcept { return core_->size(); }
@@ -84,11 +86,14 @@ class thread_pool {
  private:
   friend struct detail::pool_access;
   detail::ref_ptr<detail::pool_core> core_;
+  // Lives as long as the core's execution context, which owns it.
+  detail::actor_registry* registry_;
 };
 
 namespace detail {
 struct pool_access {
   static ref_ptr<pool_core> core(const thread_pool& p) noexcept { return p.core_; }
+  static actor_registry& registry(const thread_pool& p) noexcept { return *p.registry_; }
 };
 }  // namespace detail
 

@@ -7,67 +7,11 @@
 #include <new>
 #include <utility>
 
+#include "courier/detail/future/continuation.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/result.hpp"
 
 namespace courier::detail {
-
-class continuation;
-
-// The continuations waiting to run on one thread (see continuation::start).
-struct continuation_queue {
-  continuation* head = nullptr;
-  continuation* tail = nullptr;
-  unsigned depth = 0;  // continuations running inline on this thread, nested
-};
-inline thread_local continuation_queue this_thread_continuations;
-
-// Runs once the state it is attached to holds a result; on_ready() owns the
-// object.
-//
-// Completing a future runs its continuation on the completing thread, at once,
-// which may complete the next future, and so on. A long chain would nest one
-// call per link, so past max_inline_depth nested continuations start() queues
-// the next one instead; the outermost start() on the thread runs the queue
-// once its own continuation returns. The stack stays bounded however long the
-// chain, and shallow chains keep running at once.
-class continuation {
- public:
-  static constexpr unsigned max_inline_depth = 64;
-
-  void start() noexcept {
-    continuation_queue& q = this_thread_continuations;
-    next_ = nullptr;
-    if (q.depth >= max_inline_depth) {
-      (q.tail ? q.tail->next_ : q.head) = this;
-      q.tail = this;
-      return;
-    }
-    run_nested(q, this);
-    if (q.depth != 0) return;
-    while (continuation* c = q.head) {
-      q.head = c->next_;
-      if (q.head == nullptr) q.tail = nullptr;
-      run_nested(q, c);
-    }
-  }
-
-  // Whether the calling thread is running a continuation.
-  static bool running_on_this_thread() noexcept { return this_thread_continuations.depth != 0; }
-
- protected:
-  ~continuation() = default;
-  virtual void on_ready() noexcept = 0;
-
- private:
-  static void run_nested(continuation_queue& q, continuation* c) noexcept {
-    ++q.depth;
-    c->on_ready();
-    --q.depth;
-  }
-
-  continuation* next_ = nullptr;
-};
 
 // The lock-free part shared by every future_state<T>. One word of flags
 // carries the whole protocol. A state has one setter at a time (a promise is

@@ -3,27 +3,9 @@
 
 #include <atomic>
 
+#include "courier/detail/future/continuation_home.hpp"
+
 namespace courier::detail {
-
-class mailbox;
-
-// A unit of work in a mailbox: a message, a continuation or a plain handler.
-// Exactly one of run() and abandon() is called, and either deletes the node.
-class mailbox_node {
- public:
-  // Runs the work inside the owning actor.
-  virtual void run(mailbox& owner) noexcept = 0;
-  // Drops the work unrun because the actor stopped; fails any reply it owes.
-  virtual void abandon() noexcept = 0;
-
- protected:
-  mailbox_node() = default;
-  ~mailbox_node() = default;
-
- private:
-  friend class mpsc_queue;
-  std::atomic<mailbox_node*> next_{nullptr};
-};
 
 // Vyukov's intrusive queue: a push is one atomic exchange and one store, with
 // no allocation; the node carries the message in place. Producers are any
@@ -82,7 +64,7 @@ class mpsc_queue {
 
  private:
   struct stub_node final : mailbox_node {
-    void run(mailbox&) noexcept override {}
+    void run(continuation_home&) noexcept override {}
     void abandon() noexcept override {}
   };
 

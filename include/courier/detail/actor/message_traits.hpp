@@ -5,10 +5,7 @@
 #include <utility>
 #include <variant>
 
-namespace courier {
-template <class T>
-class future;
-}
+#include "courier/detail/future/future_access.hpp"
 
 namespace courier::detail {
 
@@ -34,15 +31,6 @@ struct handles_all : std::bool_constant<handles<State, Msg>> {};
 template <class State, class... Ts>
 struct handles_all<State, std::variant<Ts...>> : std::bool_constant<(handles<State, Ts> && ...)> {};
 
-template <class R>
-struct reply_of {
-  using type = R;
-};
-template <class T>
-struct reply_of<future<T>> {
-  using type = T;
-};
-
 // What State::handle returns for M, with cv and references removed.
 template <class State, class M>
 using handler_result_t =
@@ -51,7 +39,7 @@ using handler_result_t =
 // The reply type of an ask: the handler's return type, or U for a handler that
 // returns future<U> (a deferred reply).
 template <class State, class M>
-using reply_type_t = typename reply_of<handler_result_t<State, M>>::type;
+using reply_type_t = typename unwrap_future<handler_result_t<State, M>>::type;
 
 // reply_type_t where State handles M, void otherwise, so that a signature
 // naming the reply type stays valid and ask_check can report the misuse.

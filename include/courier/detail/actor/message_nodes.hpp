@@ -1,0 +1,127 @@
+// The nodes an actor's work travels in: a told message, an asked message
+// fused with the state of its reply, and a plain handler.
+#pragma once
+
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/future/continuation_home.hpp"
+#include "courier/detail/future/future_access.hpp"
+#include "courier/detail/future/future_state.hpp"
+#include "courier/detail/future/then_continuation.hpp"
+#include "courier/detail/recycled.hpp"
+#include "courier/errors.hpp"
+#include "courier/future.hpp"
+#include "courier/supervision.hpp"
+
+namespace courier::detail {
+
+// A message sent with tell(): handled, and a failure reported to the actor.
+template <class Core, class M>
+class tell_node final : public mailbox_node, public recycled {
+ public:
+  template <class A>
+  explicit tell_node(A&& m) : msg_(std::forward<A>(m)) {}
+
+  void run(continuation_home& owner) noexcept override {
+    auto& core = static_cast<Core&>(owner);
+    core.before_handler();
+    try {
+      (void)core.handle(std::move(msg_));
+    } catch (...) {
+      core.fail(std::current_exception(), failure_kind::tell);
+    }
+    delete this;
+  }
+
+  void abandon() noexcept override { delete this; }
+
+ private:
+  M msg_;
+};
+
+// A message sent with ask(), fused with the shared state of its reply: one
+// allocation per ask. The node starts with two references: its own as the
+// replying side, and the one the asker's future adopts. The reply (or the
+// handler's exception, or actor_stopped when abandoned) completes the state.
+template <class Core, class M, class R>
+class ask_node final : public mailbox_node, public future_state<R>, public recycled {
+ public:
+  template <class A>
+  explicit ask_node(A&& m) : future_state<R>(2) {
+    ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
+  }
+  ~ask_node() override {}
+
+  void run(continuation_home& owner) noexcept override {
+    auto& core = static_cast<Core&>(owner);
+    core.before_handler();
+    try {
+      using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
+      if constexpr (is_future<returned>::value) {
+        // The handler first: a promise made before it would break (and wake
+        // the asker with broken_promise) if the handler threw.
+        returned later = core.handle(std::move(msg_));
+        forward_into(std::move(later),
+                     future_access::promise_for(ref_ptr<future_state<R>>::share(this)));
+      } else if constexpr (std::is_void_v<returned>) {
+        core.handle(std::move(msg_));
+        this->try_set_value();
+      } else {
+        this->try_set_value(core.handle(std::move(msg_)));
+      }
+    } catch (...) {
+      // The hook and the policy come first, so that an asker woken by the
+      // failure already sees their effect (a stopped actor, say).
+      std::exception_ptr e = std::current_exception();
+      core.fail(e, failure_kind::ask);
+      this->try_set_exception(std::move(e));
+    }
+    finish();
+  }
+
+  void abandon() noexcept override {
+    this->try_set_exception(std::make_exception_ptr(actor_stopped()));
+    finish();
+  }
+
+ private:
+  // The message goes now; the state stays while the future holds it.
+  void finish() noexcept {
+    msg_.~M();
+    this->release();
+  }
+
+  union {
+    M msg_;
+  };
+};
+
+// A plain handler posted to an actor's executor.
+template <class F>
+class function_node final : public mailbox_node, public recycled {
+ public:
+  template <class A>
+  explicit function_node(A&& f) : f_(std::forward<A>(f)) {}
+
+  void run(continuation_home& owner) noexcept override {
+    auto& actor = static_cast<actor_base&>(owner);
+    actor.before_handler();
+    try {
+      f_();
+    } catch (...) {
+      actor.handler_failed(std::current_exception());
+    }
+    delete this;
+  }
+
+  void abandon() noexcept override { delete this; }
+
+ private:
+  F f_;
+};
+
+}  // namespace courier::detail

@@ -481,3 +481,13 @@ TEST_CASE("actor: destroying the pool with live actors and asks in flight", "[ac
   CHECK_THROWS_AS(kept.ask(Echo{1}).get(), courier::actor_stopped);
   kept.tell(Echo{2});
 }
+
+TEST_CASE("actor: deadlines too long to represent wait as long as the clock can", "[actor]") {
+  courier::thread_pool pool{1};
+  auto g = courier::spawn<gate, gate_msg>(pool);
+  // Each would overflow the steady clock's nanoseconds if converted as is.
+  CHECK(g.ask(Echo{1}, std::chrono::hours::max()).get() == 1);
+  CHECK(g.ask(Echo{2}, std::chrono::seconds::max()).get() == 2);
+  CHECK(g.ask(Echo{3}, std::chrono::milliseconds::max()).get() == 3);
+  CHECK(g.ask(Echo{4}, std::chrono::duration<double>(1e300)).get() == 4);
+}

@@ -320,3 +320,110 @@ TEST_CASE("thread_pool: a worker's queue is offered to thieves except a lone tas
     CHECK(q.empty());
   }
 }
+
+namespace {
+
+struct Sleep {
+  std::chrono::milliseconds d;
+};
+struct Started {};
+using sleeper_msg = std::variant<Sleep, Started>;
+struct sleeper {
+  std::shared_ptr<std::atomic<int>> started;
+  int handle(Sleep s) {
+    started->fetch_add(1);
+    std::this_thread::sleep_for(s.d);
+    return 1;
+  }
+  int handle(Started) const { return started->load(); }
+};
+
+}  // namespace
+
+TEST_CASE("thread_pool: an ask with a deadline racing the pool's destruction", "[thread_pool]") {
+  // The ask's timer is the first on the pool: making it creates Asio's timer
+  // service while the pool may be shutting its services down (TSan checks).
+  for (int i = 0; i < 300; ++i) {
+    auto pool = std::make_unique<courier::thread_pool>(1);
+    auto a = courier::spawn<counting, Count>(*pool, counting{std::make_shared<std::atomic<int>>()});
+    auto s =
+        courier::spawn<sleeper, sleeper_msg>(*pool, sleeper{std::make_shared<std::atomic<int>>()});
+    int outcome = -1;  // 1: answered; 0: stopped or timed out
+    std::thread asker([s, &outcome] {
+      auto f = s.ask(Sleep{std::chrono::milliseconds(0)}, std::chrono::milliseconds(5));
+      try {
+        outcome = f.get();
+      } catch (const courier::actor_stopped&) {
+        outcome = 0;
+      } catch (const courier::ask_timeout&) {
+        outcome = 0;
+      }
+    });
+    pool.reset();
+    asker.join();
+    CHECK((outcome == 0 || outcome == 1));
+  }
+}
+
+TEST_CASE("thread_pool: stop() runs nothing queued after the handler that is running",
+          "[thread_pool]") {
+  courier::thread_pool pool{1};
+  auto started = std::make_shared<std::atomic<int>>(0);
+  auto s = courier::spawn<sleeper, sleeper_msg>(pool, sleeper{started});
+  std::vector<courier::future<int>> replies;
+  replies.push_back(s.ask(Sleep{std::chrono::milliseconds(100)}));
+  for (int i = 0; i < 100; ++i) replies.push_back(s.ask(Sleep{std::chrono::milliseconds(0)}));
+  while (started->load() == 0) std::this_thread::yield();
+  pool.stop();
+  int answered = 0;
+  int stopped = 0;
+  for (auto& r : replies) {
+    try {
+      answered += r.get();
+    } catch (const courier::actor_stopped&) {
+      ++stopped;
+    }
+  }
+  CHECK(answered == 1);
+  CHECK(stopped == 100);
+  CHECK(started->load() == 1);
+}
+
+TEST_CASE("thread_pool: destroyed by a continuation that its own stop() runs", "[thread_pool]") {
+  auto pool = std::make_unique<courier::thread_pool>(1);
+  auto started = std::make_shared<std::atomic<int>>(0);
+  // The only worker is busy, so the second actor's ask stays queued until
+  // stop() abandons it; its continuation then drops the last handle and the
+  // pool itself, inside stop().
+  auto busy = courier::spawn<sleeper, sleeper_msg>(*pool, sleeper{started});
+  auto pending = std::make_unique<courier::actor<sleeper, sleeper_msg>>(
+      courier::spawn<sleeper, sleeper_msg>(*pool, sleeper{std::make_shared<std::atomic<int>>()}));
+  auto first = busy.ask(Sleep{std::chrono::milliseconds(50)});
+  while (started->load() == 0) std::this_thread::yield();
+  bool ran = false;
+  bool saw_stop = false;
+  auto done = pending->ask(Sleep{std::chrono::milliseconds(0)}).then([&](courier::result<int> r) {
+    saw_stop = !r.has_value();
+    ran = true;
+    pending.reset();
+    pool.reset();
+  });
+  courier::thread_pool* raw = pool.get();
+  raw->stop();
+  CHECK(ran);
+  CHECK(saw_stop);
+  CHECK(pool == nullptr);
+  CHECK(first.get() == 1);
+}
+
+TEST_CASE("thread_pool: an executor used after its pool is gone destroys the handler unrun",
+          "[thread_pool]") {
+  auto pool = std::make_unique<courier::thread_pool>(1);
+  auto ex = pool->get_executor();
+  pool.reset();
+  auto token = std::make_shared<int>(0);
+  bool ran = false;
+  asio::post(ex, [token, &ran] { ran = true; });
+  CHECK_FALSE(ran);
+  CHECK(token.use_count() == 1);
+}

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "courier/detail/scheduler/asio_internals.hpp"
 #include "courier/detail/splitmix64.hpp"
 #include "courier/detail/this_thread.hpp"
 
@@ -51,18 +52,15 @@ class deterministic_context : public asio::execution_context {
   deterministic_context& operator=(const deterministic_context&) = delete;
 
   ~deterministic_context() {
-    // Destroying a handler may submit more (an abandoned actor fails its
-    // asks, whose continuations may send); keep going until none is left.
-    for (;;) {
-      std::unique_ptr<handler> h;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (ready_.empty()) break;
-        h = std::move(ready_.back());
-        ready_.pop_back();
-      }
-    }
+    // First stop the thread on which Asio runs this context's timers, so that
+    // no completion (an ask's deadline, say) arrives once the queue has been
+    // emptied; then destroy what is queued while the services that its
+    // handlers may refer to (a timer's) still exist; then shut them down,
+    // which may queue more, and destroy that too.
+    detail::stop_reactor_thread(*this);
+    destroy_ready();
     shutdown();
+    destroy_ready();
     destroy();
   }
 
@@ -127,6 +125,20 @@ class deterministic_context : public asio::execution_context {
    private:
     const void* saved_;
   };
+
+  // Destroying a handler may submit more (an abandoned actor fails its
+  // asks, whose continuations may send); keep going until none is left.
+  void destroy_ready() noexcept {
+    for (;;) {
+      std::unique_ptr<handler> h;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (ready_.empty()) return;
+        h = std::move(ready_.back());
+        ready_.pop_back();
+      }
+    }
+  }
 
   template <class F>
   void submit(F&& f) {

@@ -50,7 +50,9 @@ class thread_pool {
   /// cannot be started.
   explicit thread_pool(std::size_t threads = default_size())
       : core_(detail::ref_ptr<detail::pool_core>::adopt(new detail::pool_core(threads))),
-        registry_(&asio::use_service<detail::actor_registry>(core_->context())) {}
+        registry_(&asio::use_service<detail::actor_registry>(core_->context())) {
+    core_->context().subscribe(registry_);
+  }
 
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;

@@ -105,7 +105,7 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     auto deadline =
         detail::ref_ptr<detail::ask_deadline<reply>>::adopt(new detail::ask_deadline<reply>(
             detail::ref_ptr<detail::actor_base>::share(&c), std::move(out)));
-    detail::ask_deadline<reply>::start(deadline, timeout);
+    detail::ask_deadline<reply>::start(deadline, detail::saturated(timeout));
     detail::on_result(std::move(inner),
                       [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
     return f;

@@ -10,6 +10,7 @@
 
 #include "courier/detail/actor/actor_base.hpp"
 #include "courier/detail/ref_counted.hpp"
+#include "courier/detail/scheduler/pool_core.hpp"
 
 namespace courier::detail {
 
@@ -23,9 +24,10 @@ struct registry_entry {
 
 // An Asio service of the pool's execution context, as Asio keeps a strand's
 // bookkeeping in the strand service: it lives exactly as long as the
-// context, and the pool's close sequence shuts it down with the context's
-// other services, which stops every actor still registered.
-class actor_registry final : public asio::execution_context::service {
+// context. It listens for the pool's close, and stops every actor then
+// (before the workers are joined, unless the close is graceful); the
+// context's shutdown of its services does so again for any latecomer.
+class actor_registry final : public asio::execution_context::service, public close_listener {
  public:
   using key_type = actor_registry;
   static inline asio::execution_context::id id;
@@ -44,6 +46,8 @@ class actor_registry final : public asio::execution_context::service {
     return true;
   }
 
+  void pool_closing() noexcept override { stop_all(); }
+
   void withdraw(registry_entry& e) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     if (e.prev) e.prev->next = e.next;
@@ -53,9 +57,12 @@ class actor_registry final : public asio::execution_context::service {
   }
 
  private:
-  // Stops every registered actor, on the closing thread: with the pool's gate
-  // shut, each stop abandons the actor's queued work here.
-  void shutdown() override {
+  void shutdown() override { stop_all(); }
+
+  // Stops every registered actor, on the closing thread, and refuses new
+  // ones: with the pool's gate shut, each stop of an idle actor abandons its
+  // queued work here; a running one abandons the rest itself.
+  void stop_all() noexcept {
     std::vector<ref_ptr<actor_base>> live;
     {
       std::lock_guard<std::mutex> lock(mutex_);

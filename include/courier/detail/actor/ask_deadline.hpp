@@ -4,8 +4,10 @@
 #include "courier/detail/asio_config.hpp"
 
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -17,22 +19,40 @@
 
 namespace courier::detail {
 
+// A timeout as the steady clock counts it, saturated: a timeout too long to
+// represent (hours::max(), say) waits as long as the clock can, instead of
+// overflowing.
+template <class Rep, class Period>
+std::chrono::steady_clock::duration saturated(std::chrono::duration<Rep, Period> d) noexcept {
+  using clock_duration = std::chrono::steady_clock::duration;
+  using given = std::chrono::duration<Rep, Period>;
+  if (d <= given::zero()) return clock_duration::zero();
+  // Converting the clock's maximum to the coarser or floating type cannot
+  // overflow; converting a larger `d` the other way would.
+  if (d >= std::chrono::duration_cast<given>(clock_duration::max())) return clock_duration::max();
+  return std::chrono::duration_cast<clock_duration>(d);
+}
+
 // The timer behind an ask with a deadline. Whichever of the reply and the
 // timer comes first takes `out` and completes it; the other finds it gone.
-// It keeps the actor (and so its execution context) alive, and touches the
-// timer only while the context is open.
+// It keeps the actor (and so its execution context) alive. The timer is made
+// and touched only while the context is open: making the first timer of a
+// context creates Asio's timer service and reactor in it, which must not
+// race the context's shutdown.
 template <class R>
 class ask_deadline final : public ref_counted {
  public:
   ask_deadline(ref_ptr<actor_base> home, ref_ptr<future_state<R>> out)
-      : home_(std::move(home)), timer_(home_->context_executor()), out_(std::move(out)) {}
+      : home_(std::move(home)), out_(std::move(out)) {}
 
-  template <class Duration>
-  static void start(const ref_ptr<ask_deadline>& self, Duration timeout) {
+  static void start(const ref_ptr<ask_deadline>& self,
+                    std::chrono::steady_clock::duration timeout) {
     std::lock_guard<std::mutex> lock(self->mutex_);
     auto arm = [&] {
-      self->timer_.expires_after(timeout);
-      self->timer_.async_wait([self](const std::error_code& ec) {
+      self->timer_.emplace(self->home_->context_executor());
+      // Asio adds `timeout` to the clock's now() with saturation.
+      self->timer_->expires_after(timeout);
+      self->timer_->async_wait([self](const std::error_code& ec) {
         if (ec) return;
         if (auto out = self->take()) out->try_set_exception(std::make_exception_ptr(ask_timeout()));
       });
@@ -44,7 +64,9 @@ class ask_deadline final : public ref_counted {
     ref_ptr<future_state<R>> out = take();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto cancel = [this] { timer_.cancel(); };
+      auto cancel = [this] {
+        if (timer_) timer_->cancel();
+      };
       run_if_open(*home_, cancel);
     }
     if (out) out->try_set_result(std::move(r));
@@ -60,7 +82,7 @@ class ask_deadline final : public ref_counted {
   // Asio timers are not safe for concurrent use; mutex_ serializes the
   // asking thread's async_wait with the replying thread's cancel.
   std::mutex mutex_;
-  asio::steady_timer timer_;
+  std::optional<asio::steady_timer> timer_;
   std::mutex out_mutex_;
   ref_ptr<future_state<R>> out_;
 };

@@ -47,13 +47,44 @@
 
 namespace courier::detail {
 
+// Told when the pool it subscribed to starts closing (see close_sequence),
+// on the closing thread.
+class close_listener {
+ public:
+  virtual void pool_closing() noexcept = 0;
+
+ protected:
+  ~close_listener() = default;
+};
+
 // An execution context whose services can be shut down (pending operations
 // destroyed) while the object itself stays alive for whatever still points
 // at it. Timers and sockets on it get Asio's default reactor, which runs on
-// an internal thread and hands completions to the pool.
+// an internal thread and hands completions to the pool. Services that run
+// work of their own on the pool (the actor registry) subscribe to hear of
+// the close before the workers are joined.
 class pool_context : public asio::execution_context {
  public:
   using asio::execution_context::shutdown;
+
+  // `l` must live as long as the context (a service of it does).
+  void subscribe(close_listener* l) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    listeners_.push_back(l);
+  }
+
+  void notify_closing() noexcept {
+    std::vector<close_listener*> told;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      told.swap(listeners_);
+    }
+    for (close_listener* l : told) l->pool_closing();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<close_listener*> listeners_;
 };
 
 // Owned by the thread_pool object and by everything that runs on it (actors,
@@ -202,30 +233,35 @@ class pool_core final : public ref_counted {
   // The close sequence:
   //  1. Graceful: the workers run every queued task (and what those queue)
   //     until nothing is queued and no work is outstanding. Otherwise the
-  //     gate shuts first, and each worker stops after the task it is running.
+  //     gate shuts first (a submission from another thread now fails, and its
+  //     caller handles the work itself), the listeners hear of the close (the
+  //     actor registry stops every actor, so an actor in the middle of a
+  //     batch runs nothing after its current handler), and each worker stops
+  //     after the task it is running.
   //  2. Every worker is joined: from here on only this thread touches the
   //     queues.
-  //  3. The gate shuts: nothing new is queued; a submission from another
-  //     thread now fails, and its caller handles the work itself.
+  //  3. The gate shuts, if it has not yet, and the listeners hear of the
+  //     close if they have not yet.
   //  4. Every queued task is discarded (a discarded activation abandons its
   //     actor's mailbox; a discarded delivery runs its call here), including
   //     what discarding queues.
   //  5. The reactor's thread stops (asio_internals.hpp), then the context's
   //     services shut down: pending timer and socket operations are
-  //     destroyed, and the actor registry stops every actor still live on
-  //     the pool (detail/actor/actor_registry.hpp).
+  //     destroyed, and the actor registry stops whatever it has not stopped.
   //  6. What step 5 queued is discarded as in step 4.
   void close_sequence(bool graceful) {
     if (graceful) {
       graceful_.store(true, std::memory_order_seq_cst);
     } else {
       shut_gate();
+      ctx_.notify_closing();
       stopping_.store(true, std::memory_order_seq_cst);
     }
     idle_.wake_all();
     for (auto& w : workers_)
       if (w->thread.joinable()) w->thread.join();
     shut_gate();
+    ctx_.notify_closing();
     discard_queued();
     stop_reactor_thread(ctx_);
     ctx_.shutdown();

@@ -10,52 +10,44 @@ namespace courier::detail {
 // A base with an atomic count; the object deletes itself through a virtual
 // destructor when the count reaches zero. Intrusive so that a handle, an
 // executor or a queued activation costs one pointer and no control block.
-class ref_counted {
+//
+// Two kinds that share no base, so that one can never be released as the
+// other (see release()):
+// - ref_counted: reached only through counted references. A count of one
+//   then means the caller holds the only reference and nobody can take
+//   another, so the last release needs no locked write: a load that sees
+//   every earlier release (acquire) is enough. Most short-lived objects (a
+//   reply state, a continuation) pass between exactly two holders, so this
+//   halves their locked operations.
+// - registered_ref_counted: also reached by a registry through plain
+//   pointers, which takes references with try_add_ref(). A count of one may
+//   then grow under the releasing thread, so every release is a locked
+//   decrement.
+template <bool Registered>
+class basic_ref_counted {
  public:
   // `initial` references: a node that is created together with the handle
   // that shares it (an ask and its future) starts with both, instead of
   // paying an atomic increment for the second.
-  explicit ref_counted(std::uint32_t initial = 1) noexcept : refs_(initial) {}
-  ref_counted(const ref_counted&) = delete;
-  ref_counted& operator=(const ref_counted&) = delete;
+  explicit basic_ref_counted(std::uint32_t initial = 1) noexcept : refs_(initial) {}
+  basic_ref_counted(const basic_ref_counted&) = delete;
+  basic_ref_counted& operator=(const basic_ref_counted&) = delete;
 
   void add_ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
 
-  // A count of one means the caller holds the only reference and nobody can
-  // take another, so the last release needs no locked write: a load that
-  // sees every earlier release (acquire) is enough. Most short-lived objects
-  // (a reply state, a continuation) pass between exactly two holders, so
-  // this halves their locked operations. Objects that a registry reaches
-  // through plain pointers derive from registered_ref_counted instead.
   void release() const noexcept {
-    if (refs_.load(std::memory_order_acquire) == 1 ||
-        refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-      delete this;
-  }
-
- protected:
-  virtual ~ref_counted() = default;
-
- private:
-  friend class registered_ref_counted;
-  mutable std::atomic<std::uint32_t> refs_;
-};
-
-// A ref_counted object that a registry also reaches through plain pointers,
-// taking references with try_add_ref(). A count of one may then grow under
-// the releasing thread, so every release is a locked decrement; release()
-// here hides the base's shortcut for every handle of a derived type.
-class registered_ref_counted : public ref_counted {
- public:
-  using ref_counted::ref_counted;
-
-  void release() const noexcept {
+    if constexpr (!Registered) {
+      if (refs_.load(std::memory_order_acquire) == 1) {
+        delete this;
+        return;
+      }
+    }
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   // Takes a reference unless the count already reached zero (the object is
   // being destroyed).
-  bool try_add_ref() const noexcept {
+  bool try_add_ref() const noexcept requires Registered {
     std::uint32_t n = refs_.load(std::memory_order_relaxed);
     while (n != 0)
       if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel,
@@ -63,7 +55,16 @@ class registered_ref_counted : public ref_counted {
         return true;
     return false;
   }
+
+ protected:
+  virtual ~basic_ref_counted() = default;
+
+ private:
+  mutable std::atomic<std::uint32_t> refs_;
 };
+
+using ref_counted = basic_ref_counted<false>;
+using registered_ref_counted = basic_ref_counted<true>;
 
 // Owning pointer to a ref_counted object. adopt() takes over a reference the
 // caller already holds (a fresh object starts with one).

@@ -2,7 +2,7 @@
 // attached before or after the result fires exactly once, wait() across
 // threads, the inline depth limit on long chains, reference counting from
 // the initial count, and a setter racing observers.
-#include "courier/detail/future_state.hpp"
+#include "courier/detail/future/future_state.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -23,7 +23,7 @@ namespace {
 using courier::result;
 using courier::detail::continuation;
 using courier::detail::future_state;
-using courier::detail::this_thread_continuations;
+using courier::detail::this_thread;
 
 struct custom_error : std::runtime_error {
   explicit custom_error(int c) : std::runtime_error("custom"), code(c) {}
@@ -60,7 +60,7 @@ struct probe final : continuation {
   explicit probe(future_state<int>* s = nullptr, bool owns = false) : state(s), owns_ref(owns) {}
   void on_ready() noexcept override {
     thread = std::this_thread::get_id();
-    depth = this_thread_continuations.depth;
+    depth = this_thread.continuation_depth;
     const result<int>& r = state->get();
     value = r.has_value() ? r.value() : -1;
     fired.fetch_add(1, std::memory_order_relaxed);
@@ -160,7 +160,7 @@ TEST_CASE("future_state: a continuation attached first fires once, inside the se
   CHECK(p.thread == std::this_thread::get_id());
   CHECK_FALSE(s.try_set_value(6));
   CHECK(p.fired.load() == 1);
-  CHECK(this_thread_continuations.depth == 0);
+  CHECK(this_thread.continuation_depth == 0);
 }
 
 TEST_CASE("future_state: a continuation attached first fires on the setter's thread",
@@ -248,7 +248,7 @@ struct chain_link final : continuation {
   void on_ready() noexcept override {
     char marker = 0;
     frame = reinterpret_cast<std::uintptr_t>(&marker);
-    depth = this_thread_continuations.depth;
+    depth = this_thread.continuation_depth;
     order = (*next_order)++;
     to->try_set_value(from->get().value() + 1);
   }
@@ -299,8 +299,8 @@ TEST_CASE("future_state: a long chain runs in order with its nesting bounded", "
   // queued on this thread.
   CHECK(deep.states[n].ready());
   CHECK(deep.states[n].get().value() == static_cast<int>(n));
-  CHECK(this_thread_continuations.depth == 0);
-  CHECK(this_thread_continuations.head == nullptr);
+  CHECK(this_thread.continuation_depth == 0);
+  CHECK(this_thread.queued_head == nullptr);
 
   int out_of_order = 0;
   unsigned deepest = 0;

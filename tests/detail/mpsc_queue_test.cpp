@@ -1,7 +1,7 @@
 // mpsc_queue on its own: FIFO order, the stub node going back in across empty
 // and non-empty, what pop()'s `busy` and pushed_since_empty() report, and
 // many producers against one consumer.
-#include "courier/detail/mpsc_queue.hpp"
+#include "courier/detail/actor/mpsc_queue.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -13,7 +13,6 @@
 
 namespace {
 
-using courier::detail::mailbox;
 using courier::detail::mailbox_node;
 using courier::detail::mpsc_queue;
 
@@ -21,7 +20,7 @@ using courier::detail::mpsc_queue;
 // stream. Never run: the tests only queue and dequeue.
 struct test_node final : mailbox_node {
   explicit test_node(int s = 0, int p = 0) : seq(s), producer(p) {}
-  void run(mailbox&) noexcept override {}
+  void run(courier::detail::continuation_home&) noexcept override {}
   void abandon() noexcept override {}
   int seq;
   int producer;

@@ -37,7 +37,7 @@ using courier::detail::recycled;
 // emptied into the heap when the thread exits.
 template <class Body>
 void with_fresh_cache(Body body) {
-  std::thread([&body] { body(*block_cache::local()); }).join();
+  std::thread([&body] { body(*courier::detail::local_block_cache()); }).join();
 }
 
 // What the documented policy predicts for one class: a thread's free list
@@ -185,14 +185,14 @@ TEST_CASE("block_cache: the depot keeps at most max_batches batches of a class",
 }
 
 TEST_CASE("block_cache: local() is one cache per thread", "[block_cache]") {
-  block_cache* const mine = block_cache::local();
+  block_cache* const mine = courier::detail::local_block_cache();
   REQUIRE(mine != nullptr);
-  CHECK(block_cache::local() == mine);
+  CHECK(courier::detail::local_block_cache() == mine);
   block_cache* theirs = nullptr;
   bool stable = false;
   std::thread([&] {
-    theirs = block_cache::local();
-    stable = block_cache::local() == theirs;
+    theirs = courier::detail::local_block_cache();
+    stable = courier::detail::local_block_cache() == theirs;
   }).join();
   CHECK(theirs != nullptr);
   CHECK(theirs != mine);
@@ -209,7 +209,7 @@ struct small_node : recycled {
 // still reachable, after a node allocated and freed there.
 bool cache_reachable_at_exit() {
   delete new small_node;  // the cache, or the heap once it is gone
-  return block_cache::local() != nullptr;
+  return courier::detail::local_block_cache() != nullptr;
 }
 
 struct exit_probe {
@@ -231,7 +231,7 @@ TEST_CASE("block_cache: a thread's cache is emptied and closed when the thread e
   std::thread([&] {
     thread_local exit_probe made_before_cache;
     made_before_cache.reachable = &after_reaper;
-    block_cache& cache = *block_cache::local();
+    block_cache& cache = *courier::detail::local_block_cache();
     thread_local exit_probe made_after_cache;
     made_after_cache.reachable = &before_reaper;
     std::vector<void*> blocks;
@@ -355,7 +355,7 @@ TEST_CASE("block_cache: one thread frees what the others allocate", "[block_cach
   std::barrier sync(threads, next_round);
 
   detail_test::run_threads(threads, [&](int id) {
-    block_cache& cache = *block_cache::local();
+    block_cache& cache = *courier::detail::local_block_cache();
     for (int round = 0; round <= rounds; ++round) {
       if (id == allocators) {
         for (const live_block& b : to_free) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <latch>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -42,6 +43,42 @@ TEST_CASE("bank: the classic transfer", "[bank]") {
   b.transfer("alice", "bob", 200).get();
   CHECK(b.balance("alice").get() == 800);
   CHECK(b.balance("bob").get() == 700);
+}
+
+TEST_CASE("bank: a bank that outlives its pool fails every call cleanly", "[bank]") {
+  std::optional<bank::bank> b;
+  bank::account_ref alice;
+  {
+    courier::thread_pool pool{2};
+    b.emplace(pool);
+    b->open("alice", 100).get();
+    b->open("bob", 0).get();
+    alice = std::get<bank::account_ref>(b->find("alice").get());
+  }
+  // The directory and the accounts stopped with the pool; the bank still
+  // answers every call, with the lifecycle error.
+  CHECK_THROWS_AS(b->open("carol", 1).get(), courier::actor_stopped);
+  CHECK_THROWS_AS(b->find("alice").get(), courier::actor_stopped);
+  CHECK_THROWS_AS(b->balance("alice").get(), courier::actor_stopped);
+  CHECK_THROWS_AS(b->try_deposit("alice", 1).get(), courier::actor_stopped);
+  CHECK_THROWS_AS(b->transfer("alice", "bob", 1).get(), courier::actor_stopped);
+  CHECK(alice.stopped());
+  CHECK_THROWS_AS(alice.ask(bank::GetBalance{}).get(), courier::actor_stopped);
+  b.reset();
+}
+
+TEST_CASE("bank: a bank keeps the executor it was given, not the caller's variable", "[bank]") {
+  courier::thread_pool pool{2};
+  std::optional<bank::bank> b;
+  {
+    const courier::thread_pool::executor_type ex = pool.get_executor();
+    b.emplace(ex);
+  }  // `ex` is gone; accounts opened from now on run on the bank's copy
+  b->open("alice", 1000).get();
+  b->open("bob", 500).get();
+  b->transfer("alice", "bob", 200).get();
+  CHECK(b->balance("alice").get() == 800);
+  CHECK(b->balance("bob").get() == 700);
 }
 
 TEST_CASE("bank: every error leaves every balance unchanged", "[bank]") {

@@ -11,10 +11,11 @@
 #include <courier.hpp>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <limits>
-#include <memory>
+#include <stdexcept>
 #include <string>
-#include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -255,16 +256,13 @@ class bank {
  public:
   /// A bank whose accounts run on `where` (a courier::thread_pool, an Asio
   /// execution context or executor), spawned with account_options(). Tests
-  /// pass `faults` to make the accounts' handlers fail on purpose.
+  /// pass `faults` to make the accounts' handlers fail on purpose. The bank
+  /// may outlive `where`: once its pool is gone, every call fails with
+  /// courier::actor_stopped.
   template <class Where>
   explicit bank(Where& where, fault_plan* faults = nullptr)
       : directory_(courier::spawn<directory, directory_msg>(
-            where, directory{[&where, faults](std::uint64_t initial) {
-                               return courier::spawn<account, account_msg>(
-                                   where, account{initial, 0, false, faults}, account_options());
-                             },
-                             {},
-                             {}})) {}
+            where, directory{account_spawner(where, faults), {}, {}})) {}
 
   /// Opens an account named `name` holding `initial`.
   courier::future<errc> try_open(std::string name, std::uint64_t initial) {
@@ -366,6 +364,32 @@ class bank {
     }
     std::vector<std::pair<std::string, account_ref>> handle(List) const { return in_order; }
   };
+
+  // What the directory spawns accounts with. It keeps where they run by value:
+  // an executor (of an execution context, or the one given), never a
+  // reference to the caller's variable. A courier::thread_pool is the
+  // exception: it can be neither copied nor spawned on natively through its
+  // executor, so the pool itself is named. That pointer is only used by the
+  // directory's Open handler, which runs on the same pool, and a pool runs no
+  // handler once it has stopped (courier/thread_pool.hpp): it is never used
+  // after the pool is gone.
+  template <class Where>
+  static std::function<account_ref(std::uint64_t)> account_spawner(Where& where,
+                                                                   fault_plan* faults) {
+    auto spawn_on = [faults](auto& on, std::uint64_t initial) {
+      return courier::spawn<account, account_msg>(on, account{initial, 0, false, faults},
+                                                  account_options());
+    };
+    if constexpr (std::is_same_v<std::remove_const_t<Where>, courier::thread_pool>) {
+      return [spawn_on, pool = &where](std::uint64_t initial) { return spawn_on(*pool, initial); };
+    } else if constexpr (requires { where.get_executor(); }) {
+      return [spawn_on, ex = where.get_executor()](std::uint64_t initial) {
+        return spawn_on(ex, initial);
+      };
+    } else {
+      return [spawn_on, ex = where](std::uint64_t initial) { return spawn_on(ex, initial); };
+    }
+  }
 
   // Sends `m` to the named account and returns what its reply stands for.
   template <class M>

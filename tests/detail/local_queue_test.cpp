@@ -40,15 +40,20 @@ constexpr int payload_of(int id) { return id * 7 + 3; }
 // What a popping thread saw of the tasks it took.
 struct pop_record {
   int taken = 0;
-  int foreign = 0;  // not one of the test's tasks (or still carrying a mark)
+  int foreign = 0;  // not the address of one of the test's tasks
   int stale = 0;    // payload not the one written before the push
   int twice = 0;    // already taken by someone
   void take(task* t, std::vector<test_task>& tasks) {
-    auto* tt = static_cast<test_task*>(t);
-    if (tt < tasks.data() || tt >= tasks.data() + tasks.size()) {
+    // By address, so that a task still carrying the resumed mark (one byte
+    // past it) counts as foreign.
+    const auto at = reinterpret_cast<std::uintptr_t>(t);
+    const auto first = reinterpret_cast<std::uintptr_t>(tasks.data());
+    if (at < first || (at - first) % sizeof(test_task) != 0 ||
+        (at - first) / sizeof(test_task) >= tasks.size()) {
       ++foreign;
       return;
     }
+    auto* tt = static_cast<test_task*>(t);
     ++taken;
     if (tt->payload != payload_of(tt->id)) ++stale;
     if (tt->pops.fetch_add(1, std::memory_order_relaxed) != 0) ++twice;

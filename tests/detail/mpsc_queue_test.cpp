@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <deque>
+#include <thread>
 #include <vector>
 
 #include "stress.hpp"
@@ -144,8 +145,16 @@ TEST_CASE("mpsc_queue: many producers, one consumer: per-producer FIFO, nothing 
       }
       return;
     }
+    // A backlog first, popped by following the links alone: nothing else
+    // (the pacing load is relaxed) orders the producers' writes before the
+    // consumer's reads.
+    while (completed.load(std::memory_order_relaxed) < total / 2) std::this_thread::yield();
+    bool caught_up = false;
     while (received < total) {
-      const int completed_before = completed.load(std::memory_order_seq_cst);
+      // Once the consumer has caught up, it notes how many pushes had
+      // returned before each pop; not while it drains, where this load
+      // would order the pushes by itself.
+      const int completed_before = caught_up ? completed.load(std::memory_order_seq_cst) : 0;
       bool busy = false;
       mailbox_node* m = q.pop(busy);
       if (m == nullptr) {
@@ -153,8 +162,10 @@ TEST_CASE("mpsc_queue: many producers, one consumer: per-producer FIFO, nothing 
           ++busy_pops;
         else if (received < completed_before)
           ++hidden;
+        caught_up = true;
         continue;
       }
+      caught_up = false;
       const auto* n = static_cast<const test_node*>(m);
       if (n->producer < 0 || n->producer >= producers) {
         ++foreign;

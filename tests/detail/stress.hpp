@@ -25,12 +25,12 @@ void run_threads(int n, Body body) {
   for (std::thread& t : threads) t.join();
 }
 
-// The iterations of a stress loop: `n` in a plain or ASan build, an eighth of
+// The iterations of a stress loop: `n` in a plain or ASan build, half of
 // it under ThreadSanitizer, which runs these loops many times slower and
 // reports a missing ordering from its first few hundred races.
 constexpr int iterations(int n) {
 #if defined(__SANITIZE_THREAD__)
-  return n / 8;
+  return n / 2;
 #else
   return n;
 #endif

@@ -1,6 +1,7 @@
 #include "courier/thread_pool.hpp"
 #include "courier/detail/scheduler/local_queue.hpp"
 
+#include <algorithm>
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -10,8 +11,10 @@
 #include <courier.hpp>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -426,4 +429,50 @@ TEST_CASE("thread_pool: an executor used after its pool is gone destroys the han
   asio::post(ex, [token, &ran] { ran = true; });
   CHECK_FALSE(ran);
   CHECK(token.use_count() == 1);
+}
+
+TEST_CASE("thread_pool: an ask's deadline fails its future while every worker is busy",
+          "[thread_pool]") {
+  courier::thread_pool pool{1};
+  auto entered = std::make_shared<std::atomic<bool>>(false);
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  // The only worker stays in this handler until the deadline below has
+  // failed its future: failing it must not need a worker.
+  asio::post(pool.get_executor(), [entered, release] {
+    entered->store(true);
+    while (!release->load()) std::this_thread::yield();
+  });
+  while (!entered->load()) std::this_thread::yield();
+  auto s =
+      courier::spawn<sleeper, sleeper_msg>(pool, sleeper{std::make_shared<std::atomic<int>>()});
+  auto reply = s.ask(Started{}, std::chrono::milliseconds(20));
+  CHECK_THROWS_AS(reply.get(), courier::ask_timeout);
+  release->store(true);
+  CHECK(s.ask(Started{}).get() == 0);
+}
+
+TEST_CASE("thread_pool: a throwing posted handler goes to the pool's error handler",
+          "[thread_pool]") {
+  std::mutex m;
+  std::vector<std::string> seen;
+  std::atomic<int> calls{0};
+  courier::thread_pool pool{2, [&](std::exception_ptr e) {
+                              try {
+                                std::rethrow_exception(e);
+                              } catch (const std::exception& x) {
+                                std::lock_guard<std::mutex> lock(m);
+                                seen.emplace_back(x.what());
+                              }
+                              calls.fetch_add(1);
+                              throw std::runtime_error("ignored");
+                            }};
+  for (int i = 0; i < 3; ++i)
+    asio::post(pool.get_executor(), [i] { throw std::runtime_error("bad " + std::to_string(i)); });
+  std::atomic<bool> after{false};
+  asio::post(pool.get_executor(), [&] { after = true; });
+  pool.wait();
+  CHECK(calls.load() == 3);
+  CHECK(after.load());
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<std::string>{"bad 0", "bad 1", "bad 2"});
 }

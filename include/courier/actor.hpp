@@ -117,6 +117,14 @@ class actor {
   /// message is queued, the future fails with ask_timeout and the late reply
   /// is discarded. The message itself is not recalled; it may still be
   /// handled. Waiting for room in a full mailbox comes before the deadline.
+  /// A timeout too long for the steady clock waits as long as it can.
+  ///
+  /// When the deadline passes, the future fails at once on the thread that
+  /// runs timers for the actor's execution context (continuations attached
+  /// outside every actor run there): on a courier::thread_pool that is Asio's
+  /// timer thread, so the deadline is kept even while every worker is busy; on
+  /// an Asio execution context such as an io_context it is a thread running
+  /// that context, so a deadline cannot fire while no thread runs it.
   /// @throws usage_error on an empty handle.
   template <class M, class Rep, class Period>
   future<reply_type<M>> ask(M&& m, std::chrono::duration<Rep, Period> timeout) const;

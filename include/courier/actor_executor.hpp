@@ -16,21 +16,6 @@
 #include "courier/errors.hpp"
 
 namespace courier {
-namespace detail {
-
-// Runs `f` inside the actor: at once when `possibly` and the caller already
-// is inside it, otherwise queued as a plain handler past the mailbox's bound.
-template <class F>
-void execute_on(actor_base& a, bool possibly, F&& f) {
-  if (possibly && a.running_in_this_thread()) {
-    std::decay_t<F> local(std::forward<F>(f));
-    local();
-    return;
-  }
-  a.post(new function_node<std::decay_t<F>>(std::forward<F>(f)));
-}
-
-}  // namespace detail
 
 /// An Asio executor with strand semantics whose queue is an actor's mailbox.
 /// Handlers executed on it (timer and socket completions bound with
@@ -69,6 +54,19 @@ class actor_executor : public detail::basic_executor<actor_executor, detail::act
   actor_executor(detail::ref_ptr<detail::actor_base> a, bool possibly,
                  bool tracked = false) noexcept
       : basic_executor(std::move(a), possibly, tracked) {}
+
+  // Runs `f` inside the actor: at once when `possibly` and the caller already
+  // is inside it, otherwise queued as a plain handler past the mailbox's
+  // bound.
+  template <class F>
+  static void submit(detail::actor_base& a, bool possibly, F&& f) {
+    if (possibly && a.running_in_this_thread()) {
+      std::decay_t<F> local(std::forward<F>(f));
+      local();
+      return;
+    }
+    a.post(new detail::function_node<std::decay_t<F>>(std::forward<F>(f)));
+  }
 };
 
 /// The executor of the actor whose handler or continuation is running on the

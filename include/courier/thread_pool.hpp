@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
+#include <exception>
+#include <functional>
 #include <thread>
+#include <utility>
 
 #include "courier/detail/actor/actor_registry.hpp"
 #include "courier/detail/executor/pool_executor.hpp"
@@ -34,9 +38,17 @@ struct pool_access;
 /// so each pending or later ask fails with actor_stopped. Actor handles may
 /// outlive the pool safely.
 ///
+/// A handler posted straight to the pool's executor (not to an actor) that
+/// throws does not take its worker down: the exception goes to the pool's
+/// error handler, given at construction. Without one, the first such exception
+/// is reported on stderr and later ones are ignored.
+///
 /// Thread safety: distinct objects are safe; a shared object is safe for
 /// get_executor(), size() and stopped(). stop(), wait() and the destructor must
-/// not be called from the pool's own worker threads.
+/// not be called from the pool's own worker threads (a worker cannot wait for
+/// itself to finish): stop() and wait() throw usage_error there, and the
+/// destructor, which cannot throw, prints why on stderr and calls
+/// std::terminate().
 class thread_pool {
  public:
   /// A standard Asio executor: `execute`, `blocking.never` (the default) or
@@ -45,20 +57,37 @@ class thread_pool {
   /// Handlers queued after the pool stopped are destroyed unrun.
   using executor_type = detail::pool_executor;
 
-  /// Starts `threads` workers (by default one per hardware thread).
+  /// What the pool calls, on the worker, with the exception of a handler
+  /// posted to its executor that threw. An exception it throws is ignored.
+  using error_handler = std::function<void(std::exception_ptr)>;
+
+  /// Starts `threads` workers (by default one per hardware thread), with
+  /// `on_error` as the error handler (see the class comment).
   /// @throws usage_error if `threads` is zero; std::system_error if a thread
   /// cannot be started.
-  explicit thread_pool(std::size_t threads = default_size())
-      : core_(detail::ref_ptr<detail::pool_core>::adopt(new detail::pool_core(threads))),
+  explicit thread_pool(std::size_t threads = default_size(), error_handler on_error = {})
+      : core_(detail::ref_ptr<detail::pool_core>::adopt(
+            new detail::pool_core(threads, std::move(on_error)))),
         registry_(&asio::use_service<detail::actor_registry>(core_->context())) {
+    registry_->set_pool(*core_);
     core_->context().subscribe(registry_);
   }
 
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
 
-  /// Stops the pool as stop() does.
-  ~thread_pool() { core_->close(false); }
+  /// Stops the pool as stop() does. Called from one of the pool's own workers,
+  /// it reports the misuse on stderr and calls std::terminate().
+  ~thread_pool() {
+    if (core_->on_worker()) {
+      std::fputs(
+          "courier: a thread_pool was destroyed from one of its own worker threads, which "
+          "cannot wait for itself to finish; destroy it from another thread\n",
+          stderr);
+      std::terminate();
+    }
+    core_->close(false);
+  }
 
   /// An executor that runs handlers on the pool's workers.
   executor_type get_executor() const noexcept { return executor_type(core_); }
@@ -94,7 +123,6 @@ class thread_pool {
 
 namespace detail {
 struct pool_access {
-  static ref_ptr<pool_core> core(const thread_pool& p) noexcept { return p.core_; }
   static actor_registry& registry(const thread_pool& p) noexcept { return *p.registry_; }
 };
 }  // namespace detail

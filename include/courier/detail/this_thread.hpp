@@ -7,6 +7,7 @@ namespace courier::detail {
 
 class continuation;
 class continuation_home;
+class pool_core;
 struct worker;
 
 // Constant-initialized and trivially destructible, so reaching any member is
@@ -16,7 +17,7 @@ struct thread_context {
   continuation_home* actor = nullptr;
   // The courier pool this thread works for, and its record there, if it is a
   // worker thread.
-  const void* pool = nullptr;
+  pool_core* pool = nullptr;
   worker* pool_worker = nullptr;
   // The testing::deterministic_context running a handler on this thread.
   const void* deterministic = nullptr;

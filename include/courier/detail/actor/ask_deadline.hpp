@@ -3,15 +3,18 @@
 
 #include "courier/detail/asio_config.hpp"
 
-#include <asio/steady_timer.hpp>
+#include <asio/basic_waitable_timer.hpp>
+#include <asio/wait_traits.hpp>
 #include <chrono>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/executor/basic_executor.hpp"
 #include "courier/detail/future/future_state.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/errors.hpp"
@@ -33,6 +36,29 @@ std::chrono::steady_clock::duration saturated(std::chrono::duration<Rep, Period>
   return std::chrono::duration_cast<clock_duration>(d);
 }
 
+// The executor of an ask's deadline timer: whatever runs on it runs at once,
+// on the thread that completes the wait (Asio's timer thread for a courier
+// pool, a thread running the user's io_context), so a deadline fails its
+// future on time even while every worker is busy in long handlers. Only that
+// timer uses it. Tracked copies count as work on the actor's context, so a
+// graceful close still waits for a pending deadline.
+class deadline_executor : public basic_executor<deadline_executor, actor_base> {
+ public:
+  explicit deadline_executor(ref_ptr<actor_base> home) noexcept
+      : basic_executor(std::move(home), true, false) {}
+
+  template <class F>
+  static void submit(actor_base&, bool, F&& f) {
+    std::decay_t<F> local(std::forward<F>(f));
+    local();
+  }
+
+ private:
+  friend class basic_executor<deadline_executor, actor_base>;
+  deadline_executor(ref_ptr<actor_base> home, bool possibly, bool tracked) noexcept
+      : basic_executor(std::move(home), possibly, tracked) {}
+};
+
 // The timer behind an ask with a deadline. Whichever of the reply and the
 // timer comes first takes `out` and completes it; the other finds it gone.
 // It keeps the actor (and so its execution context) alive. The timer is made
@@ -49,7 +75,7 @@ class ask_deadline final : public ref_counted {
                     std::chrono::steady_clock::duration timeout) {
     std::lock_guard<std::mutex> lock(self->mutex_);
     auto arm = [&] {
-      self->timer_.emplace(self->home_->context_executor());
+      self->timer_.emplace(deadline_executor(self->home_));
       // Asio adds `timeout` to the clock's now() with saturation.
       self->timer_->expires_after(timeout);
       self->timer_->async_wait([self](const std::error_code& ec) {
@@ -82,7 +108,10 @@ class ask_deadline final : public ref_counted {
   // Asio timers are not safe for concurrent use; mutex_ serializes the
   // asking thread's async_wait with the replying thread's cancel.
   std::mutex mutex_;
-  std::optional<asio::steady_timer> timer_;
+  using timer_type =
+      asio::basic_waitable_timer<std::chrono::steady_clock,
+                                 asio::wait_traits<std::chrono::steady_clock>, deadline_executor>;
+  std::optional<timer_type> timer_;
   std::mutex out_mutex_;
   ref_ptr<future_state<R>> out_;
 };

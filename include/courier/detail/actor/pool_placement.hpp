@@ -24,14 +24,21 @@ namespace courier::detail {
 // registered with the pool's actor_registry while it lives.
 class pool_placement {
  public:
-  pool_placement(ref_ptr<pool_core> pool, actor_registry& registry) noexcept
-      : pool_(std::move(pool)), registry_(&registry) {}
+  // Holds a reference to the registry's pool: the actor keeps its pool's core
+  // (and so the registry, a service of its context) alive.
+  explicit pool_placement(actor_registry& registry) noexcept : registry_(&registry) {
+    registry_->pool().add_ref();
+  }
   // Only before attach(): the registry holds the address of the entry.
-  pool_placement(pool_placement&& o) noexcept : pool_(std::move(o.pool_)), registry_(o.registry_) {}
+  pool_placement(pool_placement&& o) noexcept : registry_(std::exchange(o.registry_, nullptr)) {}
+  pool_placement& operator=(pool_placement&&) = delete;
+  ~pool_placement() {
+    if (registry_) registry_->pool().release();
+  }
 
   void attach(actor_base& a) {
     activation_.entry.actor = &a;
-    if (!registry_->enroll(activation_.entry, [this] { return !pool_->closed(); }))
+    if (!registry_->enroll(activation_.entry, [this] { return !pool().closed(); }))
       throw usage_error("spawn() on a stopped thread_pool");
   }
   void detach(actor_base&) noexcept { registry_->withdraw(activation_.entry); }
@@ -39,19 +46,21 @@ class pool_placement {
   bool schedule(actor_base& a) noexcept {
     // The queued activation holds a reference to the actor.
     a.add_ref();
-    if (pool_->submit_activation(&activation_)) return true;
+    if (pool().submit_activation(&activation_)) return true;
     a.release();
     return false;
   }
-  bool closed() const noexcept { return pool_->closed(); }
+  bool closed() const noexcept { return pool().closed(); }
   bool run_if_open(void (*f)(void*), void* arg) noexcept {
-    return pool_->run_if_open([&] { f(arg); });
+    return pool().run_if_open([&] { f(arg); });
   }
-  void deliver(deferred_call* c) noexcept { pool_->deliver(c); }
-  void work_started() noexcept { pool_->work_started(); }
-  void work_finished() noexcept { pool_->work_finished(); }
-  asio::execution_context& context() const noexcept { return pool_->context(); }
-  asio::any_io_executor executor() const { return asio::any_io_executor(pool_executor(pool_)); }
+  void deliver(deferred_call* c) noexcept { pool().deliver(c); }
+  void work_started() noexcept { pool().work_started(); }
+  void work_finished() noexcept { pool().work_finished(); }
+  asio::execution_context& context() const noexcept { return pool().context(); }
+  asio::any_io_executor executor() const {
+    return asio::any_io_executor(pool_executor(ref_ptr<pool_core>::share(&pool())));
+  }
   // Pool workers are known from this_thread.
   bool drains_on_this_thread() const noexcept { return false; }
 
@@ -68,7 +77,10 @@ class pool_placement {
     }
   };
 
-  ref_ptr<pool_core> pool_;
+  pool_core& pool() const noexcept { return registry_->pool(); }
+
+  // The pool is reached through its registry, so that an actor pays one
+  // pointer for both.
   actor_registry* registry_;
   activation_task activation_;
 };

@@ -13,13 +13,14 @@
 
 namespace courier::detail {
 
-// `Derived` is the public executor type (what require() returns); `Target`
-// is what it submits to, a ref_counted type with
+// `Derived` is the executor type (what require() returns), which says how a
+// function runs with a static member
+//   template <class F> static void submit(Target&, bool possibly, F&& f);
+// and is constructible from (ref_ptr<Target>, bool possibly, bool tracked)
+// by this base. `Target` is what it submits to, a reference-counted type with
 //   asio::execution_context& context() const noexcept;
 //   void work_started() noexcept;  void work_finished() noexcept;
 //   bool running_in_this_thread() const noexcept;
-// and a free function execute_on(Target&, bool possibly, F&&) found by
-// argument-dependent lookup, which runs or queues a function.
 //
 // A tracked executor counts as outstanding work on its target while it
 // exists, as an io_context's does; copies of it count again.
@@ -46,7 +47,7 @@ class basic_executor {
 
   template <class F>
   void execute(F&& f) const {
-    execute_on(*target_, possibly_, std::forward<F>(f));
+    Derived::submit(*target_, possibly_, std::forward<F>(f));
   }
 
   asio::execution_context& query(asio::execution::context_t) const noexcept {

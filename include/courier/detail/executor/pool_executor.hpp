@@ -9,13 +9,6 @@
 
 namespace courier::detail {
 
-// Queues `f` on the pool (or, with blocking.possibly on one of its workers,
-// runs it at once). Once the pool has stopped, `f` is destroyed unrun.
-template <class F>
-void execute_on(pool_core& pool, bool possibly, F&& f) {
-  pool.execute(std::forward<F>(f), possibly);
-}
-
 // A standard Asio executor over a pool_core, which it keeps alive (not its
 // threads): used after the pool stopped, it destroys what it is given unrun.
 class pool_executor : public basic_executor<pool_executor, pool_core> {
@@ -23,6 +16,14 @@ class pool_executor : public basic_executor<pool_executor, pool_core> {
   explicit pool_executor(ref_ptr<pool_core> pool, bool possibly = false,
                          bool tracked = false) noexcept
       : basic_executor(std::move(pool), possibly, tracked) {}
+
+  // Queues `f` on the pool (or, with blocking.possibly on one of its
+  // workers, runs it at once). Once the pool has stopped, `f` is destroyed
+  // unrun.
+  template <class F>
+  static void submit(pool_core& pool, bool possibly, F&& f) {
+    pool.execute(std::forward<F>(f), possibly);
+  }
 };
 
 }  // namespace courier::detail

@@ -2,13 +2,20 @@
 // to its executor, and a deferred call delivered outside every actor.
 #pragma once
 
+#include <exception>
 #include <utility>
 
 #include "courier/detail/deferred_call.hpp"
 #include "courier/detail/recycled.hpp"
 #include "courier/detail/scheduler/task.hpp"
+#include "courier/detail/this_thread.hpp"
 
 namespace courier::detail {
+
+class pool_core;
+// Reports the exception of a posted handler to the pool's error handler
+// (defined in pool_core.hpp).
+void report_handler_failure(pool_core& pool, std::exception_ptr e) noexcept;
 
 // A posted handler, owned by the scheduler until it runs or is discarded.
 template <class F>
@@ -21,8 +28,10 @@ class function_task final : public task, public recycled {
     try {
       f_();
     } catch (...) {
-      // A handler posted straight to the pool's executor threw. The worker
-      // survives and goes back to work; actor handlers never get here.
+      // A handler posted straight to the pool's executor threw (actor
+      // handlers never get here). The worker survives and goes back to work;
+      // the pool's error handler hears of it. Tasks run only on workers.
+      report_handler_failure(*this_thread.pool, std::current_exception());
     }
     delete this;
   }

@@ -25,6 +25,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -92,7 +95,11 @@ class pool_context : public asio::execution_context {
 // freed memory.
 class pool_core final : public ref_counted {
  public:
-  explicit pool_core(std::size_t threads) {
+  // Told, on the worker, of each exception that escapes a handler posted to
+  // the pool's executor.
+  using error_handler = std::function<void(std::exception_ptr)>;
+
+  pool_core(std::size_t threads, error_handler on_error) : on_error_(std::move(on_error)) {
     if (threads == 0) throw usage_error("thread_pool needs at least one thread");
     workers_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) {
@@ -180,6 +187,35 @@ class pool_core final : public ref_counted {
       return;
     }
     if (!submit(t)) t->discard();
+  }
+
+  // A handler posted to the pool's executor threw; on the worker that ran it.
+  // Without a handler of the user's, the first such exception is reported on
+  // stderr and the rest counted silently: a pool of long-lived workers must
+  // neither die of one bad handler nor flood the log with it.
+  void handler_failed(std::exception_ptr e) noexcept {
+    if (on_error_) {
+      try {
+        on_error_(std::move(e));
+      } catch (...) {
+        // The handler's own failure has nowhere better to go.
+      }
+      return;
+    }
+    if (!reported_.exchange(true, std::memory_order_relaxed)) {
+      const char* what = "an exception not derived from std::exception";
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        what = x.what();
+      } catch (...) {
+      }
+      std::fprintf(stderr,
+                   "courier: a handler posted to a thread_pool's executor threw (%s); the pool "
+                   "keeps running and reports no further such exceptions (give thread_pool an "
+                   "error handler to see them all)\n",
+                   what);
+    }
   }
 
   // Outstanding work, as an Asio work guard counts it.
@@ -447,6 +483,12 @@ class pool_core final : public ref_counted {
   outstanding_work outstanding_;
   gate gate_;
   close_latch latch_;
+  error_handler on_error_;
+  std::atomic<bool> reported_{false};
 };
+
+inline void report_handler_failure(pool_core& pool, std::exception_ptr e) noexcept {
+  pool.handler_failed(std::move(e));
+}
 
 }  // namespace courier::detail

@@ -177,8 +177,12 @@ class actor {
 /// Creates an actor owning `initial`, whose messages are handled on `where`:
 /// a courier::thread_pool, an Asio execution context such as an
 /// `asio::io_context` (run by the caller's threads), or any Asio executor.
-/// One allocation per actor (two with restart_point::last_good, whose kept
-/// copy of the State lives apart).
+/// One allocation per actor. Add one for restart_point::last_good (the kept
+/// copy of the State lives apart), and one for each std::function in the
+/// options (factory, on_failure) whose callable std::function cannot hold
+/// inline (in libstdc++, one larger than 16 bytes or not trivially
+/// copyable); with failure_policy::restart and no factory, the kept copy of
+/// the initial State is such a callable.
 /// @throws usage_error if `where` is a stopped thread_pool, the policy is
 /// restart with no factory and `State` is not copyable, the batch is zero,
 /// the capacity is above 2^32 - 1, or `restart_from` is

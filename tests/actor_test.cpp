@@ -1,6 +1,7 @@
 #include "courier/actor.hpp"
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -490,4 +491,39 @@ TEST_CASE("actor: deadlines too long to represent wait as long as the clock can"
   CHECK(g.ask(Echo{2}, std::chrono::seconds::max()).get() == 2);
   CHECK(g.ask(Echo{3}, std::chrono::milliseconds::max()).get() == 3);
   CHECK(g.ask(Echo{4}, std::chrono::duration<double>(1e300)).get() == 4);
+}
+
+TEST_CASE("actor: get() on the thread that runs the actor's io_context throws would_block",
+          "[actor]") {
+  asio::io_context io;
+  auto g = courier::spawn<gate, gate_msg>(io);
+  bool refused = false;
+  bool refused_with_deadline = false;
+  int later = 0;
+  asio::post(io, [&] {
+    // This thread is the one that must drain `g`: waiting here would hang.
+    auto f = g.ask(Echo{5});
+    try {
+      (void)f.get();
+    } catch (const courier::would_block&) {
+      refused = true;
+    }
+    auto timed = g.ask(Echo{6}, std::chrono::seconds(30));
+    try {
+      timed.wait();
+    } catch (const courier::would_block&) {
+      refused_with_deadline = true;
+    }
+    // Chained instead, the reply arrives once this handler returns.
+    (void)std::move(f).then([&](int v) { later = v; });
+  });
+  io.run();
+  CHECK(refused);
+  CHECK(refused_with_deadline);
+  CHECK(later == 5);
+  // From a thread that does not run the context, get() waits as usual.
+  auto f = g.ask(Echo{7});
+  std::thread runner([&] { io.restart(), io.run(); });
+  CHECK(f.get() == 7);
+  runner.join();
 }

@@ -47,16 +47,17 @@ class usage_error : public error {
 };
 
 /// future::get() or wait() was called where blocking could deadlock: on a
-/// courier::thread_pool worker, inside an actor's handler, or inside a
+/// courier::thread_pool worker, inside an actor's handler, on a thread that
+/// runs the execution context of the actor an ask awaits, or inside a
 /// continuation while the result is not in. Use then() or async_ask() with
 /// co_await there instead.
 class would_block : public usage_error {
  public:
   would_block()
       : usage_error(
-            "future::get() called on a courier pool thread, inside an actor or inside a "
-            "continuation; blocking there could deadlock. Use then() or co_await async_ask() "
-            "instead") {}
+            "future::get() called on a courier pool thread, inside an actor, on a thread that "
+            "runs the asked actor's execution context, or inside a continuation; blocking "
+            "there could deadlock. Use then() or co_await async_ask() instead") {}
 };
 
 }  // namespace courier

@@ -53,9 +53,11 @@ class future {
 
   /// Blocks until the result is in, then returns the value or throws the
   /// stored exception. Consumes the future.
-  /// @throws would_block on a courier pool thread or inside an actor, and
-  /// inside a continuation when the result is not in yet (where waiting could
-  /// deadlock; the future stays valid);
+  /// @throws would_block on a courier pool thread or inside an actor, on a
+  /// thread that runs the execution context of the actor an ask's future
+  /// awaits (a thread running the user's io_context, say: the reply needs that
+  /// very thread), and inside a continuation when the result is not in yet
+  /// (where waiting could deadlock; the future stays valid);
   /// usage_error if !valid();
   /// otherwise whatever the asker's handler threw, or actor_stopped,
   /// ask_timeout, broken_promise.
@@ -95,6 +97,10 @@ class future {
   auto attach_then(F&& f, detail::continuation_home* home);
 
   detail::ref_ptr<detail::future_state<T>> state_;
+  // The thread that must not block on this future (see get()): one that runs
+  // the execution context of the actor whose reply it awaits. Identified by
+  // the address of its courier thread context; null for none.
+  const void* no_wait_on_ = nullptr;
 };
 
 /// The producing side of a future. Exactly one result is stored: the first

@@ -34,6 +34,9 @@ struct thread_context {
 
 inline constinit thread_local thread_context this_thread;
 
+// The calling thread's identity, as far as courier needs one.
+inline const void* this_thread_id() noexcept { return &this_thread; }
+
 // Marks the calling thread as running inside `a` (or outside every actor when
 // `a` is null) for the lifetime of the scope, restoring the previous value.
 class current_actor_scope {

@@ -83,6 +83,7 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
       f = detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
       return node;
     });
+    if (detail::asked_from_its_own_context(c)) detail::future_access::forbid_waiting_here(f);
     return f;
   } else {
     return {};
@@ -108,6 +109,7 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     detail::ask_deadline<reply>::start(deadline, detail::saturated(timeout));
     detail::on_result(std::move(inner),
                       [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
+    if (detail::asked_from_its_own_context(c)) detail::future_access::forbid_waiting_here(f);
     return f;
   } else {
     return {};

@@ -21,6 +21,14 @@ inline bool may_wait_for_room(const actor_base& m) noexcept {
          !m.drains_on_this_thread();
 }
 
+// Whether the calling thread runs the execution context `a` drains on (a
+// thread of the user's io_context, say), outside every actor: blocking there
+// for a reply from `a` would wait on itself. Pool workers and actors are
+// told apart by this_thread first, so only other threads pay the question.
+inline bool asked_from_its_own_context(const actor_base& a) noexcept {
+  return !blocking_forbidden() && a.drains_on_this_thread();
+}
+
 // Queues the node that make() builds in a place reserve() took; the place is
 // given back if building throws.
 template <class Make>

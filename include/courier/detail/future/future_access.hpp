@@ -7,6 +7,7 @@
 
 #include "courier/detail/future/future_state.hpp"
 #include "courier/detail/ref_counted.hpp"
+#include "courier/detail/this_thread.hpp"
 #include "courier/result.hpp"
 
 namespace courier {
@@ -44,6 +45,11 @@ struct future_access {
   template <class T>
   static promise<T> promise_for(ref_ptr<future_state<T>> s) noexcept {
     return promise<T>(std::move(s));
+  }
+  // get() and wait() on `f` throw would_block on the calling thread.
+  template <class T>
+  static void forbid_waiting_here(future<T>& f) noexcept {
+    f.no_wait_on_ = this_thread_id();
   }
 };
 

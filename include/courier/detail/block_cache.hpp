@@ -31,9 +31,9 @@ class block_cache {
   // The depot's bound per class, in bytes: 32,768 blocks of the smallest
   // class (a tell with a small message), two full mailboxes of the default
   // capacity. A fan-in whose queue swings between empty and full frees that
-  // many at once; a depot a quarter this size sent the surplus back to the
-  // heap, and the senders allocated it again (W3 called malloc 7 times as
-  // often). At most 8 MiB stay cached over all classes.
+  // many at once; a smaller depot would send the surplus back to the heap
+  // only for the senders to allocate it again. At most 8 MiB stay cached
+  // over all classes.
   static constexpr std::size_t depot_bytes = std::size_t{1} << 20;
   static constexpr unsigned max_batches(std::size_t c) noexcept {
     return static_cast<unsigned>(depot_bytes / (batch_size * granule * (c + 1)));

@@ -22,6 +22,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -85,6 +87,29 @@ struct held_recorder {
   recorder_ref a;
   std::shared_ptr<std::latch> release;
 };
+
+// Runs `f` on a thread_pool worker and returns what it returns. A send made
+// there never waits for room (see actor.hpp): it joins the mailbox at once,
+// past the bound, behind everything queued so far. So an ask made there
+// replies with what was queued before it, and a tell made there lands ahead
+// of every sender still waiting for room.
+template <class F>
+std::invoke_result_t<F> on_a_pool_worker(F f) {
+  std::packaged_task<std::invoke_result_t<F>()> task(std::move(f));
+  auto result = task.get_future();
+  {
+    courier::thread_pool worker{1};
+    asio::post(worker.get_executor(), [&task] { task(); });
+    result.wait();
+  }
+  return result.get();
+}
+
+// An ask of `a`'s log that goes past the bound (see on_a_pool_worker): its
+// reply shows which messages were queued when it was made.
+courier::future<per_sender_log> log_of_queued(const recorder_ref& a) {
+  return on_a_pool_worker([&a] { return a.ask(Log{}); });
+}
 
 // 0, 1, ..., n - 1
 std::vector<int> iota(int n) {
@@ -151,13 +176,15 @@ TEST_CASE("mailbox: async_tell with a callback completes once there is room", "[
     completed = true;
     outcome.set_value(e);
   });
-  // The actor is held and its mailbox full: the message cannot be queued.
+  // The actor is held and its mailbox full: the message waits for room (it
+  // does so by the time async_tell returns), so it is not among those queued.
+  courier::future<per_sender_log> queued = log_of_queued(h.a);
   CHECK_FALSE(completed.load());
   CHECK_FALSE(h.a.try_tell(Append{1, 0}));
   h.release->count_down();
   CHECK(outcome.get_future().get() == nullptr);
-  const per_sender_log log = h.a.ask(Log{}).get();
-  CHECK(log[0] == iota(capacity + 1));
+  CHECK(queued.get() == per_sender_log{iota(capacity)});
+  CHECK(h.a.ask(Log{}).get() == per_sender_log{iota(capacity + 1)});
 }
 
 TEST_CASE("mailbox: async_tell with use_future completes once there is room", "[mailbox]") {
@@ -166,10 +193,13 @@ TEST_CASE("mailbox: async_tell with use_future completes once there is room", "[
   std::future<void> first = h.a.async_tell(Append{0, 0}, asio::use_future);
   first.get();  // room for one
   std::future<void> second = h.a.async_tell(Append{0, 1}, asio::use_future);
+  // Held and full: the second message waits for room, not queued.
+  courier::future<per_sender_log> queued = log_of_queued(h.a);
   CHECK(second.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
   h.release->count_down();
   second.get();
-  CHECK(h.a.ask(Log{}).get()[0] == iota(2));
+  CHECK(queued.get() == per_sender_log{iota(1)});
+  CHECK(h.a.ask(Log{}).get() == per_sender_log{iota(2)});
 }
 
 TEST_CASE("mailbox: async_tell with use_awaitable keeps a coroutine's order under backpressure",
@@ -178,8 +208,9 @@ TEST_CASE("mailbox: async_tell with use_awaitable keeps a coroutine's order unde
   constexpr int capacity = 16;
   constexpr int total = 10 * capacity;
   held_recorder h(threads, capacity);
-  asio::io_context io;
-  std::atomic<int> sent{0};
+  asio::io_context io;  // run by this thread alone
+  int sent = 0;
+  bool finished = false;
   std::exception_ptr failed;
   asio::co_spawn(
       io,
@@ -189,15 +220,23 @@ TEST_CASE("mailbox: async_tell with use_awaitable keeps a coroutine's order unde
           ++sent;
         }
       },
-      [&](std::exception_ptr e) { failed = e; });
-  std::thread runner([&] { io.run(); });
-  // While the actor is held, at most `capacity` sends can complete.
-  CHECK(sent.load() <= capacity);
+      [&](std::exception_ptr e) {
+        failed = e;
+        finished = true;
+      });
+  // Runs the coroutine as far as it can go while the actor is held: exactly
+  // `capacity` sends complete, then it waits for room with nothing left to run.
+  io.poll();
+  CHECK(sent == capacity);
+  CHECK_FALSE(finished);
+  courier::future<per_sender_log> queued = log_of_queued(h.a);
   h.release->count_down();
-  runner.join();
+  io.run();  // returns once the coroutine has finished
+  CHECK(finished);
   CHECK(failed == nullptr);
-  CHECK(sent.load() == total);
-  CHECK(h.a.ask(Log{}).get()[0] == iota(total));
+  CHECK(sent == total);
+  CHECK(queued.get() == per_sender_log{iota(capacity)});
+  CHECK(h.a.ask(Log{}).get() == per_sender_log{iota(total)});
 }
 
 TEST_CASE("mailbox: async_tell and async_ask fail with actor_stopped when the actor stops",
@@ -206,13 +245,20 @@ TEST_CASE("mailbox: async_tell and async_ask fail with actor_stopped when the ac
   held_recorder h(threads, 2);
   REQUIRE(h.a.try_tell(Append{0, 0}));
   REQUIRE(h.a.try_tell(Append{0, 1}));
-  // Waiting for room when the stop comes.
+  // Waiting for room when the stop comes (each by the time it returns).
   std::future<void> waiting_tell = h.a.async_tell(Append{0, 2}, asio::use_future);
   std::future<per_sender_log> waiting_ask = h.a.async_ask(Log{}, asio::use_future);
+  std::promise<std::exception_ptr> waiting_callback;
+  h.a.async_tell(Append{0, 3}, [&](std::exception_ptr e) { waiting_callback.set_value(e); });
   h.a.stop();
+  // The stop itself completes them: the actor is still held.
+  constexpr auto limit = std::chrono::seconds(10);
+  CHECK(waiting_tell.wait_for(limit) == std::future_status::ready);
+  CHECK(waiting_ask.wait_for(limit) == std::future_status::ready);
+  h.release->count_down();  // the callback runs on the pool, which may have one worker
   CHECK_THROWS_AS(waiting_tell.get(), courier::actor_stopped);
   CHECK_THROWS_AS(waiting_ask.get(), courier::actor_stopped);
-  h.release->count_down();
+  CHECK(test_support::holds<courier::actor_stopped>(waiting_callback.get_future().get()));
   // Already stopped.
   CHECK_THROWS_AS(h.a.async_tell(Append{0, 3}, asio::use_future).get(), courier::actor_stopped);
   CHECK_THROWS_AS(h.a.async_ask(Log{}, asio::use_future).get(), courier::actor_stopped);
@@ -229,23 +275,29 @@ TEST_CASE("mailbox: ask respects the bound", "[mailbox]") {
   // The last place goes to an ask; the next ones must wait for room.
   courier::future<per_sender_log> in_time = h.a.ask(Log{});
   CHECK_FALSE(h.a.try_tell(Append{0, 99}));
+  // Waiting for room by the time it returns.
   std::future<per_sender_log> async_waiting = h.a.async_ask(Log{}, asio::use_future);
   std::atomic<bool> asked{false};
   per_sender_log blocked_log;
-  std::thread blocked([&] {
+  test_support::watched_thread blocked([&] {
     courier::future<per_sender_log> f = h.a.ask(Log{});
     asked = true;
     blocked_log = f.get();
   });
-  // Held and full: neither the asynchronous ask nor the blocked one is queued.
-  CHECK(async_waiting.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  // Held and full: the blocking ask parks its thread before it returns.
+  CHECK(blocked.wait_until_asleep());
+  CHECK_FALSE(asked.load());
+  // Neither waiting ask is queued, so a tell sent past the bound now is
+  // handled before both.
+  on_a_pool_worker([&] { h.a.tell(Append{1, 0}); });
   CHECK_FALSE(asked.load());
   h.release->count_down();
   blocked.join();
   CHECK(asked.load());
-  CHECK(in_time.get()[0] == iota(capacity - 1));
-  CHECK(async_waiting.get()[0] == iota(capacity - 1));
-  CHECK(blocked_log[0] == iota(capacity - 1));
+  CHECK(in_time.get() == per_sender_log{iota(capacity - 1)});
+  const per_sender_log after_the_tell{iota(capacity - 1), {0}};
+  CHECK(async_waiting.get() == after_the_tell);
+  CHECK(blocked_log == after_the_tell);
 }
 
 TEST_CASE("mailbox: a blocking tell from an outside thread waits for room and then proceeds",
@@ -255,47 +307,76 @@ TEST_CASE("mailbox: a blocking tell from an outside thread waits for room and th
   constexpr int total = 5 * capacity;
   held_recorder h(threads, capacity);
   std::atomic<int> returned{0};
-  std::thread producer([&] {
+  test_support::watched_thread producer([&] {
     for (int i = 0; i < total; ++i) {
       h.a.tell(Append{0, i});
       ++returned;
     }
   });
-  // While the actor is held only `capacity` tells can return; wait until the
-  // producer has used them all, so that it is blocked in the next one.
-  while (returned.load() < capacity) std::this_thread::yield();
+  // While the actor is held only `capacity` tells can return: wait until the
+  // producer has used them all and is parked in the next one.
+  CHECK(test_support::wait_until([&] { return returned.load() >= capacity; }));
+  CHECK(producer.wait_until_asleep());
   CHECK(returned.load() == capacity);
+  courier::future<per_sender_log> queued = log_of_queued(h.a);
   CHECK_FALSE(h.a.try_tell(Append{1, 0}));
   h.release->count_down();
   producer.join();
   CHECK(returned.load() == total);
-  CHECK(h.a.ask(Log{}).get()[0] == iota(total));
+  CHECK(queued.get() == per_sender_log{iota(capacity)});
+  CHECK(h.a.ask(Log{}).get() == per_sender_log{iota(total)});
 }
 
 TEST_CASE("mailbox: senders blocked on a full mailbox are released when it stops", "[mailbox]") {
   const int threads = GENERATE(1, 2, 4);
   held_recorder h(threads, 1);
   REQUIRE(h.a.try_tell(Append{0, 0}));
-  std::latch started(2);
-  std::thread teller([&] {
-    started.count_down();
+  std::atomic<bool> told{false};
+  test_support::watched_thread teller([&] {
     h.a.tell(Append{1, 0});  // dropped: the actor stops before there is room
+    told = true;
   });
-  std::exception_ptr ask_error;
-  std::thread asker([&] {
-    started.count_down();
-    try {
-      (void)h.a.ask(Log{}).get();
-    } catch (...) {
-      ask_error = std::current_exception();
-    }
-  });
-  started.wait();
+  // An ask, with and without a deadline: whether ask() returned, what its
+  // future held, and whether that is known.
+  struct blocked_ask {
+    std::atomic<bool> returned{false};
+    std::exception_ptr error;
+    std::atomic<bool> finished{false};
+  };
+  blocked_ask plain;
+  blocked_ask with_deadline;
+  auto ask_and_wait = [](blocked_ask& b, auto ask) {
+    return [&b, ask] {
+      auto f = ask();
+      b.returned = true;
+      try {
+        (void)f.get();
+      } catch (...) {
+        b.error = std::current_exception();
+      }
+      b.finished = true;
+    };
+  };
+  test_support::watched_thread asker(ask_and_wait(plain, [&] { return h.a.ask(Log{}); }));
+  test_support::watched_thread deadline_asker(
+      ask_and_wait(with_deadline, [&] { return h.a.ask(Log{}, std::chrono::hours(1)); }));
+  // Each sender is parked waiting for room when the stop comes.
+  CHECK(teller.wait_until_asleep());
+  CHECK(asker.wait_until_asleep());
+  CHECK(deadline_asker.wait_until_asleep());
+  CHECK_FALSE(told.load());
+  CHECK_FALSE(plain.returned.load());
+  CHECK_FALSE(with_deadline.returned.load());
   h.a.stop();
+  // The stop itself releases them: the actor is still held, and its mailbox full.
+  CHECK(test_support::wait_until(
+      [&] { return told.load() && plain.finished.load() && with_deadline.finished.load(); }));
+  h.release->count_down();
   teller.join();
   asker.join();
-  CHECK(test_support::holds<courier::actor_stopped>(ask_error));
-  h.release->count_down();
+  deadline_asker.join();
+  CHECK(test_support::holds<courier::actor_stopped>(plain.error));
+  CHECK(test_support::holds<courier::actor_stopped>(with_deadline.error));
 }
 
 namespace {

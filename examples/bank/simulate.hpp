@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <latch>
-#include <memory>
+#include <limits>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "bank.hpp"

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <variant>
@@ -405,9 +406,63 @@ TEST_CASE("bank: the interleaving sweep catches a transfer that deposits first",
 
 namespace {
 
+// Decides when a faulty_account's handler fails on purpose.
+class fault_plan {
+ public:
+  virtual ~fault_plan() = default;
+  // At the start of a handler, before anything changes.
+  virtual bool fail_now() noexcept = 0;
+  // After Deposit, Withdraw, Reserve or Close changed the account (its
+  // balance, reservation or closed flag) and before the handler returns: a
+  // poisoned message, which leaves the State changed as it crashes. Only a
+  // restart from the last good State (bank::account_options()) undoes it.
+  virtual bool fail_midway() noexcept { return false; }
+};
+
+// The exception an injected fault throws.
+class injected_fault : public std::runtime_error {
+ public:
+  injected_fault() : std::runtime_error("injected fault") {}
+};
+
+// An account whose handlers fail when `faults` says so: it forwards every
+// message to a bank::account and throws before (fail_now) or after
+// (fail_midway) the account handled it. Settle and Refund never fail, as a
+// transfer must not lose them.
+struct faulty_account {
+  bank::account inner;
+  fault_plan* faults = nullptr;
+
+  errc handle(bank::Deposit m) { return forward(m); }
+  errc handle(bank::Withdraw m) { return forward(m); }
+  errc handle(bank::Reserve m) { return forward(m); }
+  void handle(bank::Settle m) { inner.handle(m); }
+  void handle(bank::Refund m) { inner.handle(m); }
+  std::uint64_t handle(bank::GetBalance m) const {
+    fail_now();
+    return inner.handle(m);
+  }
+  errc handle(bank::Close m) { return forward(m); }
+
+ private:
+  void fail_now() const {
+    if (faults->fail_now()) throw injected_fault();
+  }
+  // Deposit, Withdraw, Reserve and Close: a fault midway only after a change.
+  template <class M>
+  errc forward(M m) {
+    fail_now();
+    const errc e = inner.handle(m);
+    if (e == errc::ok && faults->fail_midway()) throw injected_fault();
+    return e;
+  }
+};
+using faulty_ref = bank::basic_account_ref<faulty_account>;
+using faulty_bank = bank::basic_bank<faulty_account>;
+
 // Fails one call in `one_in`, chosen by a seeded generator, either at the
 // start of handlers or midway through them; can be switched off.
-class seeded_faults final : public bank::fault_plan {
+class seeded_faults final : public fault_plan {
  public:
   enum class point { start, midway };
   seeded_faults(std::uint64_t seed, std::uint64_t one_in, point where = point::start)
@@ -443,7 +498,7 @@ struct transfer_run {
 
 // 8 clients each make 600 transfers of 1 to 300 between accounts drawn at
 // random (client c from splitmix64(seed + c)) and wait for each reply.
-transfer_run random_transfers(const std::vector<bank::account_ref>& refs, std::uint64_t initial,
+transfer_run random_transfers(const std::vector<faulty_ref>& refs, std::uint64_t initial,
                               std::uint64_t seed) {
   const std::size_t accounts = refs.size();
   struct moved {
@@ -487,7 +542,7 @@ transfer_run random_transfers(const std::vector<bank::account_ref>& refs, std::u
 
 // Checks that every account holds what `expected` says and is still running;
 // returns the sum of the balances.
-std::uint64_t check_balances(const std::vector<bank::account_ref>& refs,
+std::uint64_t check_balances(const std::vector<faulty_ref>& refs,
                              const std::vector<std::int64_t>& expected) {
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < refs.size(); ++i) {
@@ -504,7 +559,7 @@ std::uint64_t check_balances(const std::vector<bank::account_ref>& refs,
 // faults and checks what every such run must show: some transfers failed and
 // the faults fired, no other error came back, and every balance is exactly
 // what the ok replies say (so the total is conserved). Returns the run.
-transfer_run check_transfers_under_faults(const std::vector<bank::account_ref>& refs,
+transfer_run check_transfers_under_faults(const std::vector<faulty_ref>& refs,
                                           std::uint64_t initial, std::uint64_t seed,
                                           seeded_faults& faults) {
   const transfer_run run = random_transfers(refs, initial, seed);
@@ -524,10 +579,10 @@ TEST_CASE("bank: injected handler faults are reported and change nothing else", 
   seeded_faults faults(99, 10);
   constexpr std::size_t accounts = 20;
   constexpr std::uint64_t initial = 1000;
-  std::vector<bank::account_ref> refs;
+  std::vector<faulty_ref> refs;
   for (std::size_t i = 0; i < accounts; ++i)
-    refs.push_back(courier::spawn<bank::account, bank::account_msg>(
-        pool, bank::account{initial, 0, false, &faults}));
+    refs.push_back(courier::spawn<faulty_account, bank::account_msg>(
+        pool, faulty_account{{initial}, &faults}));
   check_transfers_under_faults(refs, initial, 1000, faults);
   // The pool and every account survived.
   CHECK(bank::try_transfer(refs[0], refs[1], 1).get() != errc::operation_failed);
@@ -617,7 +672,7 @@ namespace {
 
 // Poisons the next handler that reaches its midway point, once armed: the
 // handler changes the State, then crashes.
-class poison_next final : public bank::fault_plan {
+class poison_next final : public fault_plan {
  public:
   void arm() { armed_.store(true, std::memory_order_release); }
   bool fail_now() noexcept override { return false; }
@@ -639,7 +694,9 @@ TEST_CASE("bank: a poisoned deposit restarts the account from its last good bala
           "[bank][last_good]") {
   courier::thread_pool pool{2};
   poison_next poison;
-  bank::bank b(pool, &poison);
+  faulty_bank b(pool, [&poison](std::uint64_t initial) {
+    return faulty_account{{initial}, &poison};
+  });
   b.open("alice", 100).get();
   b.open("bob", 0).get();
   b.deposit("alice", 10).get();
@@ -660,12 +717,12 @@ TEST_CASE("bank: a poisoned deposit restarts the account from its last good bala
   CHECK(b.balance("bob").get() == 35);
 
   // The asker of the poisoned message gets the handler's exception itself.
-  auto alice = std::get<bank::account_ref>(b.find("alice").get());
+  auto alice = std::get<faulty_ref>(b.find("alice").get());
   poison.arm();
-  CHECK_THROWS_AS(alice.ask(bank::Deposit{7}).get(), bank::injected_fault);
+  CHECK_THROWS_AS(alice.ask(bank::Deposit{7}).get(), injected_fault);
   CHECK(b.balance("alice").get() == 100);
 
-  // A transfer whose reservation is poisoned (withdrawn, not yet reserved)
+  // A transfer whose reservation is poisoned (withdrawn and held, then a crash)
   // moves nothing; the throwing API reports it as a bank_error.
   poison.arm();
   try {
@@ -692,15 +749,15 @@ TEST_CASE("bank: without a restart from the last good State a poisoned deposit s
   courier::thread_pool pool{2};
   poison_next poison;
   auto resuming =
-      courier::spawn<bank::account, bank::account_msg>(pool, bank::account{130, 0, false, &poison});
+      courier::spawn<faulty_account, bank::account_msg>(pool, faulty_account{{130}, &poison});
   poison.arm();
-  CHECK_THROWS_AS(resuming.ask(bank::Deposit{1000}).get(), bank::injected_fault);
+  CHECK_THROWS_AS(resuming.ask(bank::Deposit{1000}).get(), injected_fault);
   CHECK(resuming.ask(bank::GetBalance{}).get() == 1130);
 
-  auto restarting = courier::spawn<bank::account, bank::account_msg>(
-      pool, bank::account{130, 0, false, &poison}, bank::account_options());
+  auto restarting = courier::spawn<faulty_account, bank::account_msg>(
+      pool, faulty_account{{130}, &poison}, bank::account_options<faulty_account>());
   poison.arm();
-  CHECK_THROWS_AS(restarting.ask(bank::Deposit{1000}).get(), bank::injected_fault);
+  CHECK_THROWS_AS(restarting.ask(bank::Deposit{1000}).get(), injected_fault);
   CHECK(restarting.ask(bank::GetBalance{}).get() == 130);
 }
 
@@ -711,11 +768,13 @@ TEST_CASE("bank: money is conserved with poisoned messages injected at random",
   const int threads = GENERATE(1, 2, 4);
   courier::thread_pool pool{static_cast<std::size_t>(threads)};
   seeded_faults poison(7, 10, seeded_faults::point::midway);
-  bank::bank b(pool, &poison);
+  faulty_bank b(pool, [&poison](std::uint64_t initial) {
+    return faulty_account{{initial}, &poison};
+  });
   constexpr std::size_t accounts = 20;
   constexpr std::uint64_t initial = 1000;
   for (std::size_t i = 0; i < accounts; ++i) b.open("acct" + std::to_string(i), initial).get();
-  std::vector<bank::account_ref> refs;
+  std::vector<faulty_ref> refs;
   for (auto& [name, ref] : b.accounts().get()) refs.push_back(ref);
   const transfer_run run = check_transfers_under_faults(refs, initial, 2000, poison);
   // Every reservation was settled or refunded, none lost or doubled: with

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "bank/simulate.hpp"  // bank::splitmix64 and bank::draw_w1_transfer: the W1 draw
+#include "bank/simulate.hpp"  // W1's draw and clients, shared with `bank simulate`
 
 namespace bench {
 
@@ -78,25 +78,13 @@ inline long proc_status_kb(const char* field) {
   return kb;
 }
 
-/// A W1 client: its generator, how many transfers it still has to make, and
-/// what came back. Cache-line aligned: clients run on different threads.
-struct alignas(64) bank_client {
-  bank::splitmix64 rng{0};
-  std::uint64_t remaining = 0;
-  std::uint64_t ok = 0;
-  std::uint64_t rejected = 0;
-};
+/// A W1 client (every implementation's): its generator, how many transfers
+/// it still has to make, and what came back.
+using bank_client = bank::w1_client;
 
 /// Clients seeded and given their share of the transfers as WORKLOAD.md says.
 inline std::vector<bank_client> make_clients(const workload_sizes& s) {
-  std::vector<bank_client> clients(s.clients);
-  const std::uint64_t per_client = s.transfers / s.clients;
-  const std::uint64_t extra = s.transfers % s.clients;
-  for (std::size_t i = 0; i < s.clients; ++i) {
-    clients[i].rng = bank::splitmix64(s.seed + i);
-    clients[i].remaining = per_client + (i < extra ? 1 : 0);
-  }
-  return clients;
+  return bank::make_w1_clients(s.clients, s.transfers, s.seed);
 }
 
 /// Fills the W1 part of `m` from the clients and the final balances.

@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
-#include "bank/simulate.hpp"  // W1's draw and clients, shared with `bank simulate`
+#include "bank/simulate.hpp"  // W1's draw, clients and checks, shared with `bank simulate`
 
 namespace bench {
 
@@ -87,26 +88,23 @@ inline std::vector<bank_client> make_clients(const workload_sizes& s) {
   return bank::make_w1_clients(s.clients, s.transfers, s.seed);
 }
 
-/// Fills the W1 part of `m` from the clients and the final balances.
+/// Fills the W1 part of `m` from the clients and the final balances: money
+/// conserved, every transfer answered, and no transfer refused where no order
+/// can refuse one (bank::check_w1; for W1's parameters none can be, see
+/// bank::w1_max_sent).
 template <class Balances>
 void check_bank(measurement& m, const workload_sizes& s, std::size_t accounts,
                 const std::vector<bank_client>& clients, const Balances& balances) {
-  std::uint64_t ok = 0;
-  std::uint64_t rejected = 0;
-  for (const auto& c : clients) {
-    ok += c.ok;
-    rejected += c.rejected;
-  }
-  std::uint64_t total = 0;
-  for (std::uint64_t b : balances) total += b;
-  const std::uint64_t expected = s.initial_balance * accounts;
-  m.ops = ok + rejected;
-  m.rejected = rejected;
-  const bool conserved = total == expected;
+  const bank::w1_check c =
+      bank::check_w1(clients, s.seed, accounts, s.initial_balance,
+                     std::vector<std::uint64_t>(std::begin(balances), std::end(balances)));
+  m.ops = c.ok + c.rejected;
+  m.rejected = c.rejected;
   const bool counted = m.ops == s.transfers;
-  m.ok = conserved && counted;
-  m.check = conserved ? "CONSERVED" : "VIOLATED";
+  m.ok = c.passed() && counted;
+  m.check = c.conserved() ? "CONSERVED" : "VIOLATED";
   if (!counted) m.check += ",COUNT_MISMATCH";
+  if (c.rejected != 0 && !c.refusals_possible()) m.check += ",IMPOSSIBLE_REFUSALS";
 }
 
 /// Records `ops` and whether `counted` came out as `expected` (W2, W3).

@@ -188,6 +188,57 @@ TEST_CASE("bank: W1 simulation conserves money", "[bank]") {
   CHECK(r.transfers == 20000);
   CHECK(r.conserved);
   CHECK(r.actual_total == 200 * o.initial_balance);
+  // No account sends more than it was opened with, so none can be refused.
+  CHECK_FALSE(r.refusals_possible);
+  CHECK(r.rejected == 0);
+  CHECK(r.passed);
+}
+
+TEST_CASE("bank: W1's parameters allow no refused transfer", "[bank]") {
+  // The figure bank::w1_max_sent's comment gives: 1000 accounts opened with
+  // 1,000,000, 64 clients from seed 42, 10^6 transfers.
+  std::vector<std::uint64_t> made;
+  for (std::size_t i = 0; i < 64; ++i) made.push_back(bank::w1_share(1000000, 64, i));
+  CHECK(bank::w1_max_sent(42, made, 1000) == 56540);
+  // W1-hot's two accounts send far more than they hold: refusals possible.
+  CHECK(bank::w1_max_sent(42, made, 2) > 1000000);
+}
+
+TEST_CASE("bank: W1's check fails a bank that refuses every transfer", "[bank]") {
+  // Refusing every transfer conserves money; the check must fail it anyway,
+  // since no order of these transfers can refuse one.
+  struct refusing_account : bank::account {
+    using account::handle;
+    errc handle(bank::Reserve) { return errc::insufficient_funds; }
+  };
+  courier::thread_pool pool{2};
+  bank::basic_bank<refusing_account> b(
+      pool, [](std::uint64_t initial) { return refusing_account{{initial}}; });
+  const auto accounts = bank::open_w1_accounts(b, 100, 1000000);
+  std::vector<bank::w1_client> clients = bank::make_w1_clients(16, 2000, 42);
+  bank::w1_driver<refusing_account> driver(accounts, clients);
+  driver.start();
+  driver.wait();
+  const bank::w1_check c =
+      bank::check_w1(clients, 42, accounts.size(), 1000000, bank::read_balances(accounts));
+  CHECK(c.conserved());
+  CHECK(c.ok == 0);
+  CHECK(c.rejected == 2000);
+  CHECK_FALSE(c.refusals_possible());
+  CHECK_FALSE(c.passed());
+}
+
+TEST_CASE("bank: W1's check allows refusals where some order can refuse", "[bank]") {
+  bank::simulation_options o;
+  o.accounts = 2;
+  o.clients = 8;
+  o.transfers = 2000;
+  o.initial_balance = 100;
+  const auto r = bank::simulate(o);
+  CHECK(r.refusals_possible);
+  CHECK(r.rejected > 0);
+  CHECK(r.conserved);
+  CHECK(r.passed);
 }
 
 TEST_CASE("bank: a storm of opposite transfers between two accounts completes", "[bank]") {

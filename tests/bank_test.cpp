@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <functional>
 #include <latch>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -192,6 +193,28 @@ TEST_CASE("bank: W1 simulation conserves money", "[bank]") {
   CHECK_FALSE(r.refusals_possible);
   CHECK(r.rejected == 0);
   CHECK(r.passed);
+}
+
+TEST_CASE("bank: W1 simulation refuses options out of bounds before it starts", "[bank]") {
+  using limits = bank::simulation_limits;
+  auto with = [](auto change) {
+    bank::simulation_options o;
+    change(o);
+    return o;
+  };
+  using options = bank::simulation_options;
+  const std::vector<options> refused = {
+      with([](options& o) { o.accounts = 1; }),
+      with([](options& o) { o.accounts = limits::max_accounts + 1; }),
+      with([](options& o) { o.clients = 0; }),
+      with([](options& o) { o.clients = limits::max_clients + 1; }),
+      with([](options& o) { o.transfers = 0; }),
+      with([](options& o) { o.transfers = std::numeric_limits<std::uint64_t>::max(); }),
+      with([](options& o) { o.threads = 0; }),
+      with([](options& o) { o.threads = limits::max_threads + 1; }),
+      with([](options& o) { o.initial_balance = bank::max_balance; }),
+  };
+  for (const auto& o : refused) CHECK_THROWS_AS(bank::simulate(o), std::invalid_argument);
 }
 
 TEST_CASE("bank: W1's parameters allow no refused transfer", "[bank]") {

@@ -12,6 +12,7 @@
 #include <latch>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -189,8 +190,8 @@ class w1_driver {
 // - W1 allows no other refusal: amounts are 1 to 100, never zero; `to` is
 //   drawn again while it equals `from`; no account is closed; no handler
 //   fails; and no deposit can pass max_balance, since every balance is at
-//   most the money in the bank, accounts x initial (W1: 10^9, against
-//   max_balance's 9.2 x 10^18).
+//   most the money in the bank, accounts x initial (W1: 10^9), which
+//   simulate() keeps within max_balance.
 // For W1's parameters (1000 accounts opened with 1,000,000; 64 clients from
 // seed 42; 10^6 transfers of at most 100) the most any account sends is
 // 56,540, so a run of W1 that reports a refusal is wrong. W1-hot's two
@@ -249,6 +250,21 @@ inline w1_check check_w1(const std::vector<w1_client>& clients, std::uint64_t se
   return c;
 }
 
+/// The largest values simulate() accepts, each one that a machine with a
+/// few GB of memory can honour; `bank simulate --help` prints them.
+struct simulation_limits {
+  /// An account is an actor, the copy of its State that its restart keeps,
+  /// and a named directory entry: a run of the maximum peaks near 600 MB.
+  static constexpr std::size_t max_accounts = 1000000;
+  /// A client is about 128 bytes and one transfer in flight.
+  static constexpr std::size_t max_clients = 100000;
+  /// A transfer keeps a 4-byte latency sample: 400 MB at the most.
+  static constexpr std::uint64_t max_transfers = 100000000;
+  /// A worker thread each, started before the run (a process may not start
+  /// tens of thousands); more threads than cores gain nothing.
+  static constexpr std::size_t max_threads = 256;
+};
+
 struct simulation_options {
   std::size_t accounts = 1000;  ///< at least 2
   std::size_t clients = 64;
@@ -288,15 +304,32 @@ struct simulation_report {
 /// transfer before drawing the next, over `accounts` accounts of a bank::bank
 /// on a pool of `threads` workers. Then reads every balance and checks the
 /// run (check_w1).
+/// @throws std::invalid_argument if an option is zero (`accounts` below 2)
+/// or above its simulation_limits, or the money in the bank would pass
+/// max_balance; std::system_error if the threads cannot be started.
 inline simulation_report simulate(const simulation_options& o) {
   using clock = std::chrono::steady_clock;
+  using limits = simulation_limits;
+  if (o.accounts < 2 || o.accounts > limits::max_accounts)
+    throw std::invalid_argument("accounts must be 2 to " + std::to_string(limits::max_accounts));
+  if (o.clients == 0 || o.clients > limits::max_clients)
+    throw std::invalid_argument("clients must be 1 to " + std::to_string(limits::max_clients));
+  if (o.transfers == 0 || o.transfers > limits::max_transfers)
+    throw std::invalid_argument("transfers must be 1 to " + std::to_string(limits::max_transfers));
+  if (o.threads == 0 || o.threads > limits::max_threads)
+    throw std::invalid_argument("threads must be 1 to " + std::to_string(limits::max_threads));
+  if (o.initial_balance > max_balance / o.accounts)
+    throw std::invalid_argument("the accounts would hold more than max_balance in total");
+
   courier::thread_pool pool{o.threads};
   bank b(pool);
   const std::vector<account_ref> accounts = open_w1_accounts(b, o.accounts, o.initial_balance);
   std::vector<w1_client> clients = make_w1_clients(o.clients, o.transfers, o.seed);
   for (auto& c : clients) {
     if (o.duration) c.remaining = std::numeric_limits<std::uint64_t>::max();
-    c.latency_ns.reserve(o.duration ? 1 << 16 : static_cast<std::size_t>(c.remaining));
+    // A run to a deadline starts with 16 MB of samples in all, and grows.
+    c.latency_ns.reserve(o.duration ? (std::size_t{1} << 22) / o.clients
+                                    : static_cast<std::size_t>(c.remaining));
   }
 
   const clock::time_point t0 = clock::now();

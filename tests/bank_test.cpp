@@ -2,17 +2,20 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <courier/testing.hpp>
 #include <cstdlib>
 #include <functional>
 #include <latch>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -726,31 +729,211 @@ TEST_CASE("bank: injected handler faults are reported and change nothing else", 
   CHECK(bank::try_transfer(refs[0], refs[1], 1).get() != errc::operation_failed);
 }
 
-TEST_CASE("bank: stopping accounts and the pool mid-transfer resolves every transfer", "[bank]") {
+// --- stops mid-transfer ---------------------------------------------------------------------
+
+namespace {
+
+// One change an account made, by the message that made it.
+struct leg {
+  enum kind_type { reserve, deposit, settle, refund } kind;
+  std::uint64_t amount;
+};
+
+// An account's State when it was destroyed, and every change it made.
+struct final_account {
+  bank::account state;
+  std::vector<leg> legs;
+};
+
+// Collects the final State of every account, which each reports as it is
+// destroyed: the only way to see an account after its actor stopped.
+class ledger {
+ public:
+  explicit ledger(std::size_t accounts) : finals_(accounts) {}
+  void report(std::size_t i, const bank::account& state, std::vector<leg> legs) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    finals_[i] = {state, std::move(legs)};
+    ++reported_;
+  }
+  std::size_t reported() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return reported_;
+  }
+  const final_account& operator[](std::size_t i) const { return finals_[i]; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<final_account> finals_;
+  std::size_t reported_ = 0;
+};
+
+// An account that logs every change it makes and reports its final State to
+// a ledger when it is destroyed; it forwards every message to a
+// bank::account.
+class logged_account {
+ public:
+  logged_account(std::uint64_t initial, std::size_t index, ledger& book)
+      : inner_{initial}, index_(index), book_(&book) {}
+  logged_account(logged_account&& o) noexcept
+      : inner_(o.inner_),
+        index_(o.index_),
+        book_(std::exchange(o.book_, nullptr)),
+        legs_(std::move(o.legs_)) {}
+  logged_account(const logged_account&) = delete;
+  logged_account& operator=(const logged_account&) = delete;
+  logged_account& operator=(logged_account&&) = delete;
+  ~logged_account() {
+    if (book_ != nullptr) book_->report(index_, inner_, std::move(legs_));
+  }
+
+  errc handle(bank::Deposit m) { return logged(inner_.handle(m), leg::deposit, m.amount); }
+  errc handle(bank::Withdraw m) { return inner_.handle(m); }
+  errc handle(bank::Reserve m) { return logged(inner_.handle(m), leg::reserve, m.amount); }
+  void handle(bank::Settle m) {
+    inner_.handle(m);
+    legs_.push_back({leg::settle, m.amount});
+  }
+  void handle(bank::Refund m) {
+    inner_.handle(m);
+    legs_.push_back({leg::refund, m.amount});
+  }
+  std::uint64_t handle(bank::GetBalance m) const { return inner_.handle(m); }
+  errc handle(bank::Close m) { return inner_.handle(m); }
+
+ private:
+  errc logged(errc e, leg::kind_type kind, std::uint64_t amount) {
+    if (e == errc::ok) legs_.push_back({kind, amount});
+    return e;
+  }
+
+  bank::account inner_;
+  std::size_t index_;
+  ledger* book_;  // null once moved from
+  std::vector<leg> legs_;
+};
+
+// Where one transfer's legs landed, found by its amount.
+struct legs_of {
+  int reserves = 0;
+  int deposits = 0;
+  int settles = 0;
+  int refunds = 0;
+  std::size_t reserved_at = 0;
+  std::size_t deposited_at = 0;
+};
+
+// Every transfer's legs, by amount, from the accounts' final reports.
+std::map<std::uint64_t, legs_of> legs_by_amount(const ledger& book, std::size_t accounts) {
+  std::map<std::uint64_t, legs_of> by_amount;
+  for (std::size_t i = 0; i < accounts; ++i)
+    for (const leg& l : book[i].legs) {
+      legs_of& t = by_amount[l.amount];
+      switch (l.kind) {
+        case leg::reserve:
+          ++t.reserves;
+          t.reserved_at = i;
+          break;
+        case leg::deposit:
+          ++t.deposits;
+          t.deposited_at = i;
+          break;
+        case leg::settle:
+          ++t.settles;
+          break;
+        case leg::refund:
+          ++t.refunds;
+          break;
+      }
+    }
+  return by_amount;
+}
+
+// What is wrong with a transfer from `from` to `to` that replied `result`,
+// given its legs; empty when it was all or nothing. An ok transfer took its
+// amount from the source and gave it to the target once, and was never
+// refunded; a failed one (only a stop may fail it) gave the target nothing,
+// and its reservation, if any, was refunded or is still held. Held means the
+// source stopped before the settle or refund queued behind the reservation:
+// with `settled` that cannot be, as the source ran past them.
+std::string all_or_nothing(std::size_t from, std::size_t to, errc result, const legs_of& l,
+                           bool settled) {
+  std::string wrong;
+  auto expect = [&wrong](bool holds, const char* what) {
+    if (!holds) wrong += std::string(what) + "; ";
+  };
+  expect(l.reserves <= 1, "reserved twice");
+  expect(l.settles + l.refunds <= l.reserves, "settled or refunded beyond its reservation");
+  expect(l.reserves == 0 || l.reserved_at == from, "reserved on another account");
+  if (settled) expect(l.settles + l.refunds == l.reserves, "reservation held on a running source");
+  if (result == errc::ok) {
+    expect(l.reserves == 1, "ok without a reservation");
+    expect(l.deposits == 1 && l.deposited_at == to, "ok without one deposit to the target");
+    expect(l.refunds == 0, "ok and refunded");
+  } else {
+    expect(result == errc::account_closed, "failed for another reason than a stop");
+    expect(l.deposits == 0, "failed and deposited");
+    expect(l.settles == 0, "failed and settled");
+  }
+  return wrong;
+}
+
+}  // namespace
+
+TEST_CASE("bank: stopping accounts and the pool mid-transfer leaves every transfer all or nothing",
+          "[bank]") {
   const int threads = GENERATE(1, 2, 4);
+  constexpr std::size_t account_count = 100;
+  // Plenty for every transfer: a transfer fails only for a stop.
+  constexpr std::uint64_t initial = 1000000000000;
   constexpr int client_count = 64;
-  std::latch finished(client_count);
-  std::atomic<std::uint64_t> replies{0};
+  struct sent {
+    std::uint64_t amount;  // unique: it names the transfer in the accounts' legs
+    std::size_t from;
+    std::size_t to;
+    errc result;
+  };
   struct client {
     bank::splitmix64 draw{0};
+    std::vector<sent> transfers;
+    std::atomic<std::size_t> replied{0};  // transfers whose reply came
   };
+  ledger book(account_count);
   std::vector<client> clients(client_count);
-  std::vector<bank::account_ref> refs;
+  std::atomic<std::uint64_t> next_amount{1};
+  std::atomic<std::uint64_t> replies{0};
+  std::atomic<bool> pool_stopping{false};
+  std::latch finished(client_count);
+  std::vector<bank::basic_account_ref<logged_account>> refs;
+  auto stopped_early = [](std::size_t account) { return account % 10 == 0; };
+  std::vector<std::size_t> checked_at(client_count);  // replies in before the barrier
   std::function<void(client&)> step;
+  // Lets 2000 more replies come (or 20 seconds pass).
+  auto let_replies_come = [&replies] {
+    const std::uint64_t n = replies.load() + 2000;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (replies.load() < n && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
+  };
   {
     courier::thread_pool pool{static_cast<std::size_t>(threads)};
-    for (int i = 0; i < 100; ++i)
-      refs.push_back(courier::spawn<bank::account, bank::account_msg>(pool, bank::account{1000}));
-    // Each client transfers until a transfer fails for a reason other than
-    // funds: then it has seen the stop and ends.
+    for (std::size_t i = 0; i < account_count; ++i)
+      refs.push_back(courier::spawn<logged_account, bank::account_msg>(
+          pool, logged_account(initial, i, book)));
+    // Each client transfers, past the failures the ten stopped accounts
+    // cause, until a transfer fails once the pool is stopping: so every
+    // client is mid-transfer when the pool stops.
     step = [&](client& c) {
       const auto from = static_cast<std::size_t>(c.draw.next() % refs.size());
       auto to = static_cast<std::size_t>(c.draw.next() % refs.size());
       while (to == from) to = static_cast<std::size_t>(c.draw.next() % refs.size());
-      bank::try_transfer(refs[from], refs[to], 1 + c.draw.next() % 100)
-          .then([&c, &step, &finished, &replies](errc e) {
+      const std::uint64_t amount = next_amount.fetch_add(1, std::memory_order_relaxed);
+      c.transfers.push_back({amount, from, to, errc::ok});
+      bank::try_transfer(refs[from], refs[to], amount)
+          .then([&c, &step, &finished, &replies, &pool_stopping](errc e) {
+            c.transfers.back().result = e;
+            c.replied.store(c.transfers.size(), std::memory_order_release);
             replies.fetch_add(1, std::memory_order_relaxed);
-            if (e == errc::ok || e == errc::insufficient_funds)
+            if (e == errc::ok || e == errc::insufficient_funds || !pool_stopping.load())
               step(c);
             else
               finished.count_down();
@@ -760,15 +943,100 @@ TEST_CASE("bank: stopping accounts and the pool mid-transfer resolves every tran
       clients[static_cast<std::size_t>(i)].draw = bank::splitmix64(static_cast<std::uint64_t>(i));
       step(clients[static_cast<std::size_t>(i)]);
     }
-    for (int spins = 0; spins < 1000000 && replies.load() < 2000; ++spins)
-      std::this_thread::yield();
-    for (int i = 0; i < 10; ++i) refs[static_cast<std::size_t>(i) * 10].stop();
-    for (int spins = 0; spins < 1000000 && replies.load() < 4000; ++spins)
-      std::this_thread::yield();
-  }                 // the pool stops here with clients mid-transfer
+    let_replies_come();
+    for (std::size_t i = 0; i < account_count; ++i)
+      if (stopped_early(i)) refs[i].stop();
+    let_replies_come();
+    // A barrier: every settle and refund sent before the replies counted
+    // here reaches its account (if it still runs) before this balance query
+    // does, so these transfers must not keep a reservation on a running
+    // source.
+    for (std::size_t c = 0; c < clients.size(); ++c)
+      checked_at[c] = clients[c].replied.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < account_count; ++i)
+      if (!stopped_early(i)) (void)refs[i].ask(bank::GetBalance{}).get();
+    let_replies_come();
+    pool_stopping.store(true);
+  }                 // the pool stops here with every client mid-transfer
   finished.wait();  // every client's last transfer resolved (ctest's TIMEOUT guards a hang)
-  CHECK(replies.load() >= 64);
   for (auto& a : refs) CHECK(a.stopped());
+  // Once the last handles are gone, every account's State has been destroyed
+  // and reported.
+  step = nullptr;
+  refs.clear();
+  REQUIRE(book.reported() == account_count);
+
+  // Every transfer is all or nothing (all_or_nothing()), and what each
+  // account must hold follows from the replies and the reservations held.
+  std::map<std::uint64_t, legs_of> by_amount = legs_by_amount(book, account_count);
+  std::vector<std::int64_t> expected(account_count, static_cast<std::int64_t>(initial));
+  std::vector<std::uint64_t> held(account_count, 0);  // reserved, neither settled nor refunded
+  std::uint64_t held_for_failed = 0;
+  std::size_t held_count = 0;
+  std::size_t refunded_before_barrier = 0;
+  std::size_t ok = 0;
+  std::size_t failed = 0;
+  std::size_t transfers = 0;
+  std::size_t wrong = 0;
+  std::string first_wrong;
+  for (std::size_t ci = 0; ci < clients.size(); ++ci) {
+    const client& c = clients[ci];
+    REQUIRE_FALSE(c.transfers.empty());
+    CHECK(c.transfers.back().result == errc::account_closed);  // each client saw the pool stop
+    for (std::size_t j = 0; j < c.transfers.size(); ++j) {
+      const sent& t = c.transfers[j];
+      const legs_of l = by_amount[t.amount];
+      const bool settled = j < checked_at[ci] && !stopped_early(t.from);
+      std::string what = all_or_nothing(t.from, t.to, t.result, l, settled);
+      // Before the pool stopped, only the ten stopped accounts fail transfers.
+      if (t.result != errc::ok && j + 1 < c.transfers.size() && !stopped_early(t.from) &&
+          !stopped_early(t.to))
+        what += "failed between running accounts; ";
+      if (!what.empty() && wrong++ == 0)
+        first_wrong = "transfer of " + std::to_string(t.amount) + " from " +
+                      std::to_string(t.from) + " to " + std::to_string(t.to) + " (" +
+                      bank::describe(t.result) + "): " + what;
+      ++transfers;
+      const bool is_held = l.reserves == 1 && l.settles + l.refunds == 0;
+      if (is_held) {
+        held[t.from] += t.amount;
+        ++held_count;
+      }
+      if (t.result == errc::ok) {
+        ++ok;
+        expected[t.from] -= static_cast<std::int64_t>(t.amount);
+        expected[t.to] += static_cast<std::int64_t>(t.amount);
+      } else {
+        ++failed;
+        if (settled && l.refunds == 1) ++refunded_before_barrier;
+        if (is_held) {
+          expected[t.from] -= static_cast<std::int64_t>(t.amount);
+          held_for_failed += t.amount;
+        }
+      }
+    }
+  }
+  INFO(transfers << " transfers, " << ok << " ok, " << failed << " failed, " << held_count
+                 << " reservations held by a stop");
+  CHECK(wrong == 0);
+  CHECK(first_wrong == "");
+  CHECK(by_amount.size() == transfers);  // no leg of a transfer nobody sent
+  CHECK(ok > 0);
+  CHECK(failed > static_cast<std::size_t>(client_count));  // not only the pool's stop
+  CHECK(refunded_before_barrier > 0);  // the barrier saw refunds of deposits a stop refused
+
+  // Each account holds what the replies say, less what it holds for the
+  // refunds a stop cut off, and its reservation is exactly what is held.
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < account_count; ++i) {
+    INFO("account " << i);
+    CHECK(static_cast<std::int64_t>(book[i].state.balance) == expected[i]);
+    CHECK(book[i].state.reserved == held[i]);
+    sum += book[i].state.balance;
+  }
+  // Money is conserved: the balances and the reservations of failed
+  // transfers make up every unit the accounts were opened with.
+  CHECK(sum + held_for_failed == account_count * initial);
 }
 
 TEST_CASE("bank: a transfer started by an actor that then stops still completes", "[bank]") {

@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
-#include "bank/simulate.hpp"  // bank::splitmix64 and bank::draw_w1_transfer: the W1 draw
+#include "bank/simulate.hpp"  // W1's draw, clients and checks, shared with `bank simulate`
 
 namespace bench {
 
@@ -78,47 +79,32 @@ inline long proc_status_kb(const char* field) {
   return kb;
 }
 
-/// A W1 client: its generator, how many transfers it still has to make, and
-/// what came back. Cache-line aligned: clients run on different threads.
-struct alignas(64) bank_client {
-  bank::splitmix64 rng{0};
-  std::uint64_t remaining = 0;
-  std::uint64_t ok = 0;
-  std::uint64_t rejected = 0;
-};
+/// A W1 client (every implementation's): its generator, how many transfers
+/// it still has to make, and what came back.
+using bank_client = bank::w1_client;
 
 /// Clients seeded and given their share of the transfers as WORKLOAD.md says.
 inline std::vector<bank_client> make_clients(const workload_sizes& s) {
-  std::vector<bank_client> clients(s.clients);
-  const std::uint64_t per_client = s.transfers / s.clients;
-  const std::uint64_t extra = s.transfers % s.clients;
-  for (std::size_t i = 0; i < s.clients; ++i) {
-    clients[i].rng = bank::splitmix64(s.seed + i);
-    clients[i].remaining = per_client + (i < extra ? 1 : 0);
-  }
-  return clients;
+  return bank::make_w1_clients(s.clients, s.transfers, s.seed);
 }
 
-/// Fills the W1 part of `m` from the clients and the final balances.
+/// Fills the W1 part of `m` from the clients and the final balances: money
+/// conserved, every transfer answered, and no transfer refused where no order
+/// can refuse one (bank::check_w1; for W1's parameters none can be, see
+/// bank::w1_max_sent).
 template <class Balances>
 void check_bank(measurement& m, const workload_sizes& s, std::size_t accounts,
                 const std::vector<bank_client>& clients, const Balances& balances) {
-  std::uint64_t ok = 0;
-  std::uint64_t rejected = 0;
-  for (const auto& c : clients) {
-    ok += c.ok;
-    rejected += c.rejected;
-  }
-  std::uint64_t total = 0;
-  for (std::uint64_t b : balances) total += b;
-  const std::uint64_t expected = s.initial_balance * accounts;
-  m.ops = ok + rejected;
-  m.rejected = rejected;
-  const bool conserved = total == expected;
+  const bank::w1_check c =
+      bank::check_w1(clients, s.seed, accounts, s.initial_balance,
+                     std::vector<std::uint64_t>(std::begin(balances), std::end(balances)));
+  m.ops = c.ok + c.rejected;
+  m.rejected = c.rejected;
   const bool counted = m.ops == s.transfers;
-  m.ok = conserved && counted;
-  m.check = conserved ? "CONSERVED" : "VIOLATED";
+  m.ok = c.passed() && counted;
+  m.check = c.conserved() ? "CONSERVED" : "VIOLATED";
   if (!counted) m.check += ",COUNT_MISMATCH";
+  if (c.rejected != 0 && !c.refusals_possible()) m.check += ",IMPOSSIBLE_REFUSALS";
 }
 
 /// Records `ops` and whether `counted` came out as `expected` (W2, W3).

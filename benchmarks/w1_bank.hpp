@@ -1,6 +1,8 @@
 // w1_bank.hpp: workload W1 (closed-loop random transfers between accounts)
 // and its W1-hot variant (two accounts), in every implementation that applies:
-//   courier      account actors of examples/bank, transfers by bank::try_transfer
+//   courier      the accounts of a bank::bank (examples/bank, spawned with
+//                bank::account_options() as the bank spawns them), driven by
+//                bank::w1_driver, the driver of `bank simulate`
 //   asio_strand  one asio::strand per account over asio::thread_pool: a withdraw
 //                handler, then a deposit handler, then the reply posted back to
 //                the pool as a callback that draws the client's next transfer
@@ -30,50 +32,20 @@ namespace bench {
 inline measurement w1_courier(const workload_sizes& s, std::size_t account_count,
                               std::size_t threads) {
   courier::thread_pool pool{threads};
-  std::vector<bank::account_ref> accounts;
-  accounts.reserve(account_count);
-  for (std::size_t i = 0; i < account_count; ++i)
-    accounts.push_back(
-        courier::spawn<bank::account, bank::account_msg>(pool, bank::account{s.initial_balance}));
+  bank::bank b(pool);
+  const std::vector<bank::account_ref> accounts =
+      bank::open_w1_accounts(b, account_count, s.initial_balance);
   std::vector<bank_client> clients = make_clients(s);
-  std::latch finished(static_cast<std::ptrdiff_t>(clients.size()));
-
-  // As bank::simulate (examples/bank/simulate.hpp) does it, minus its latency
-  // recording and progress polling: each reply draws the client's next transfer
-  // on whichever thread delivered it.
-  struct driver {
-    const std::vector<bank::account_ref>& accounts;
-    std::latch& finished;
-    void step(bank_client& c) const {
-      if (c.remaining == 0) {
-        finished.count_down();
-        return;
-      }
-      --c.remaining;
-      const bank::w1_transfer t = bank::draw_w1_transfer(c.rng, accounts.size());
-      bank::try_transfer(accounts[t.from], accounts[t.to], t.amount).then([this, &c](bank::errc e) {
-        if (e == bank::errc::ok)
-          ++c.ok;
-        else
-          ++c.rejected;
-        step(c);
-      });
-    }
-  };
-  const driver d{accounts, finished};
+  // The driver of `bank simulate`, without its latency recording and
+  // progress polling.
+  bank::w1_driver<bank::account> driver(accounts, clients);
   const clock::time_point t0 = clock::now();
-  for (auto& c : clients) d.step(c);
-  finished.wait();
+  driver.start();
+  driver.wait();
   const clock::time_point t1 = clock::now();
-
-  std::vector<courier::future<std::uint64_t>> replies;
-  replies.reserve(accounts.size());
-  for (auto& a : accounts) replies.push_back(a.ask(bank::GetBalance{}));
-  std::vector<std::uint64_t> balances;
-  for (auto& r : replies) balances.push_back(r.get());
   measurement m;
   m.seconds = seconds_between(t0, t1);
-  check_bank(m, s, account_count, clients, balances);
+  check_bank(m, s, account_count, clients, bank::read_balances(accounts));
   return m;
 }
 

@@ -6,6 +6,10 @@
 // No step holds two accounts, and no thread waits for a reply. An account
 // whose handler crashes restarts from its last good State, so a poisoned
 // message is undone and nothing committed before it is lost.
+//
+// The bank and transfers work on any account State that handles the account
+// messages as `account` does (basic_bank<Account>); the tests wrap `account`
+// in one whose handlers fail on purpose.
 #pragma once
 
 #include <courier.hpp>
@@ -76,27 +80,6 @@ class bank_error : public std::runtime_error {
 /// overflow.
 inline constexpr std::uint64_t max_balance = std::numeric_limits<std::uint64_t>::max() / 2;
 
-/// Decides when an account's handler fails on purpose: a test's way to
-/// inject faults. Called inside the account, only in handlers that can refuse
-/// (never in Settle or Refund, which must not be lost).
-class fault_plan {
- public:
-  virtual ~fault_plan() = default;
-  /// At the start of the handler, before anything changes.
-  virtual bool fail_now() noexcept = 0;
-  /// Halfway through Deposit, Withdraw, Reserve and Close, after the balance
-  /// (or the closed flag) changed and before the handler finishes: a
-  /// poisoned message, which leaves the State half-updated as it crashes.
-  /// Only a restart from the last good State (account_options()) undoes it.
-  virtual bool fail_midway() noexcept { return false; }
-};
-
-/// The exception an injected fault throws.
-class injected_fault : public std::runtime_error {
- public:
-  injected_fault() : std::runtime_error("injected fault") {}
-};
-
 // Messages of an account actor.
 struct Deposit {
   std::uint64_t amount;
@@ -122,28 +105,19 @@ struct account {
   std::uint64_t balance = 0;
   std::uint64_t reserved = 0;  ///< withdrawn by transfers whose deposit is not settled
   bool closed = false;
-  fault_plan* faults = nullptr;  ///< for tests: when set, handlers may fail on purpose
 
   errc handle(Deposit d) {
-    maybe_fail();
     if (closed) return errc::account_closed;
     if (d.amount == 0) return errc::zero_amount;
     if (d.amount > max_balance - balance - reserved) return errc::balance_overflow;
     balance += d.amount;
-    maybe_fail_midway();
     return errc::ok;
   }
-  errc handle(Withdraw w) {
-    const errc e = withdraw(w.amount);
-    if (e == errc::ok) maybe_fail_midway();
-    return e;
-  }
+  errc handle(Withdraw w) { return withdraw(w.amount); }
   errc handle(Reserve r) {
     const errc e = withdraw(r.amount);
-    if (e != errc::ok) return e;
-    maybe_fail_midway();  // withdrawn, not yet reserved
-    reserved += r.amount;
-    return errc::ok;
+    if (e == errc::ok) reserved += r.amount;
+    return e;
   }
   void handle(Settle s) { reserved -= s.amount; }
   // Never fails, even on a closed account: balance + reserved is unchanged.
@@ -151,46 +125,39 @@ struct account {
     reserved -= r.amount;
     balance += r.amount;
   }
-  std::uint64_t handle(GetBalance) const {
-    maybe_fail();
-    return balance;
-  }
+  std::uint64_t handle(GetBalance) const { return balance; }
   errc handle(Close) {
-    maybe_fail();
     if (closed) return errc::account_closed;
     closed = true;
-    maybe_fail_midway();
     return errc::ok;
   }
 
  private:
   errc withdraw(std::uint64_t amount) {
-    maybe_fail();
     if (closed) return errc::account_closed;
     if (amount == 0) return errc::zero_amount;
     if (balance < amount) return errc::insufficient_funds;
     balance -= amount;
     return errc::ok;
   }
-  void maybe_fail() const {
-    if (faults != nullptr && faults->fail_now()) throw injected_fault();
-  }
-  void maybe_fail_midway() const {
-    if (faults != nullptr && faults->fail_midway()) throw injected_fault();
-  }
 };
 
-using account_ref = courier::actor<account, account_msg>;
+/// A handle to an account actor whose State is `Account`: `account`, or a
+/// copyable State that handles every account_msg with the same reply types.
+template <class Account>
+using basic_account_ref = courier::actor<Account, account_msg>;
+using account_ref = basic_account_ref<account>;
 
-/// How accounts are spawned (bank::bank does): a handler that throws, an
-/// injected fault or a bug, restarts the account from its last good State,
+/// How accounts are spawned (bank::bank does): a handler that throws (a bug,
+/// or a fault a test injects) restarts the account from its last good State,
 /// the State after the last handler that completed. A half-done operation is
 /// undone and its asker gets the exception, while every deposit, withdrawal
 /// and reservation committed before it is kept, so a transfer's Settle or
 /// Refund always finds its reservation. Costs one copy of the (small) State
 /// per message.
-inline courier::spawn_options<account> account_options() {
-  courier::spawn_options<account> o;
+template <class Account = account>
+courier::spawn_options<Account> account_options() {
+  courier::spawn_options<Account> o;
   o.policy = courier::failure_policy::restart;
   o.restart_from = courier::restart_point::last_good;
   return o;
@@ -221,8 +188,9 @@ inline errc code_of(const courier::result<errc>& r) noexcept {
 /// is an actor and stops mid-transfer cannot strand the reserved amount. The reply comes when the
 /// deposit has been acknowledged (or refused and refunded). Atomic as the caller sees it: on
 /// errc::ok exactly `amount` moved; on any error no balance changed.
-inline courier::future<errc> try_transfer(const account_ref& from, const account_ref& to,
-                                          std::uint64_t amount) {
+template <class Account>
+courier::future<errc> try_transfer(const basic_account_ref<Account>& from,
+                                   const basic_account_ref<Account>& to, std::uint64_t amount) {
   if (amount == 0) return courier::make_ready_future(errc::zero_amount);
   if (from == to) return courier::make_ready_future(errc::same_account);
   // Each handle is copied once, into the chain, and moved from step to step:
@@ -247,29 +215,37 @@ inline courier::future<errc> try_transfer(const account_ref& from, const account
       });
 }
 
-/// A bank: accounts by name. Opening and looking up go through a directory
-/// actor; balances and transfers go to the account actors themselves.
+/// A bank: accounts by name, each an actor whose State is `Account` (see
+/// basic_account_ref). Opening and looking up go through a directory actor;
+/// balances and transfers go to the account actors themselves.
 ///
 /// Thread safety: every member may be called from any thread; replies come
 /// as futures.
-class bank {
+template <class Account>
+class basic_bank {
  public:
+  using account_ref_type = basic_account_ref<Account>;
+  /// Makes the State of a new account from its opening balance.
+  using make_account_type = std::function<Account(std::uint64_t initial)>;
+
   /// A bank whose accounts run on `where` (a courier::thread_pool, an Asio
-  /// execution context or executor), spawned with account_options(). Tests
-  /// pass `faults` to make the accounts' handlers fail on purpose. The bank
+  /// execution context or executor), spawned with account_options() from the
+  /// State `make_account` returns (by default `Account{initial}`). The bank
   /// may outlive `where`: once its pool is gone, every call fails with
   /// courier::actor_stopped.
   template <class Where>
-  explicit bank(Where& where, fault_plan* faults = nullptr)
+  explicit basic_bank(
+      Where& where,
+      make_account_type make_account = [](std::uint64_t initial) { return Account{initial}; })
       : directory_(courier::spawn<directory, directory_msg>(
-            where, directory{account_spawner(where, faults), {}, {}})) {}
+            where, directory{account_spawner(where, std::move(make_account)), {}, {}})) {}
 
   /// Opens an account named `name` holding `initial`.
   courier::future<errc> try_open(std::string name, std::uint64_t initial) {
     return directory_.ask(Open{std::move(name), initial});
   }
   /// The account named `name`, or errc::unknown_account.
-  courier::future<std::variant<account_ref, errc>> find(std::string name) {
+  courier::future<std::variant<account_ref_type, errc>> find(std::string name) {
     return directory_.ask(Find{std::move(name)});
   }
   courier::future<errc> try_deposit(std::string name, std::uint64_t amount) {
@@ -287,11 +263,12 @@ class bank {
     if (amount == 0) return courier::make_ready_future(errc::zero_amount);
     if (from == to) return courier::make_ready_future(errc::same_account);
     return directory_.ask(FindPair{std::move(from), std::move(to)})
-        .then_inline([amount](std::variant<std::pair<account_ref, account_ref>, errc> found) {
-          if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
-          auto& [a, b] = std::get<0>(found);
-          return ::bank::try_transfer(a, b, amount);
-        });
+        .then_inline(
+            [amount](std::variant<std::pair<account_ref_type, account_ref_type>, errc> found) {
+              if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
+              auto& [a, b] = std::get<0>(found);
+              return ::bank::try_transfer(a, b, amount);
+            });
   }
 
   /// Throwing forms: the future fails with bank_error instead of holding an
@@ -312,14 +289,14 @@ class bank {
   /// The balance of the named account (a closed account keeps reporting the
   /// balance it was closed with). Fails with bank_error(unknown_account).
   courier::future<std::uint64_t> balance(std::string name) {
-    return find(std::move(name)).then_inline([](std::variant<account_ref, errc> found) {
+    return find(std::move(name)).then_inline([](std::variant<account_ref_type, errc> found) {
       if (auto* e = std::get_if<errc>(&found))
         return courier::make_failed_future<std::uint64_t>(std::make_exception_ptr(bank_error(*e)));
       return std::get<0>(found).ask(GetBalance{});
     });
   }
   /// Every account, in the order they were opened.
-  courier::future<std::vector<std::pair<std::string, account_ref>>> accounts() {
+  courier::future<std::vector<std::pair<std::string, account_ref_type>>> accounts() {
     return directory_.ask(List{});
   }
 
@@ -339,46 +316,47 @@ class bank {
   using directory_msg = std::variant<Open, Find, FindPair, List>;
 
   struct directory {
-    std::function<account_ref(std::uint64_t)> spawn_account;
-    std::unordered_map<std::string, account_ref> by_name;
-    std::vector<std::pair<std::string, account_ref>> in_order;
+    std::function<account_ref_type(std::uint64_t)> spawn_account;
+    std::unordered_map<std::string, account_ref_type> by_name;
+    std::vector<std::pair<std::string, account_ref_type>> in_order;
 
     errc handle(Open o) {
       if (o.initial > max_balance) return errc::balance_overflow;
       if (by_name.count(o.name) != 0) return errc::duplicate_account;
-      account_ref a = spawn_account(o.initial);
+      account_ref_type a = spawn_account(o.initial);
       by_name.emplace(o.name, a);
       in_order.emplace_back(std::move(o.name), std::move(a));
       return errc::ok;
     }
-    std::variant<account_ref, errc> handle(const Find& f) const {
+    std::variant<account_ref_type, errc> handle(const Find& f) const {
       auto it = by_name.find(f.name);
       if (it == by_name.end()) return errc::unknown_account;
       return it->second;
     }
-    std::variant<std::pair<account_ref, account_ref>, errc> handle(const FindPair& f) const {
+    std::variant<std::pair<account_ref_type, account_ref_type>, errc> handle(
+        const FindPair& f) const {
       auto a = by_name.find(f.from);
       auto b = by_name.find(f.to);
       if (a == by_name.end() || b == by_name.end()) return errc::unknown_account;
       return std::pair{a->second, b->second};
     }
-    std::vector<std::pair<std::string, account_ref>> handle(List) const { return in_order; }
+    std::vector<std::pair<std::string, account_ref_type>> handle(List) const { return in_order; }
   };
 
-  // What the directory spawns accounts with. It keeps where they run by value:
-  // an executor (of an execution context, or the one given), never a
+  // What the directory spawns accounts with. It keeps where they run by
+  // value, an executor (the one given, or its execution context's), never a
   // reference to the caller's variable. A courier::thread_pool is the
-  // exception: it can be neither copied nor spawned on natively through its
-  // executor, so the pool itself is named. That pointer is only used by the
-  // directory's Open handler, which runs on the same pool, and a pool runs no
-  // handler once it has stopped (courier/thread_pool.hpp): it is never used
-  // after the pool is gone.
+  // exception: it cannot be copied, and accounts spawned through its executor
+  // would take courier's path for foreign executors (slower, and not stopped
+  // with the pool), so the spawner names the pool. That pointer is used only
+  // by the directory's Open handler, which runs on the same pool, and a pool
+  // runs no handler once it has stopped (courier/thread_pool.hpp), so it is
+  // never used after the pool is gone.
   template <class Where>
-  static std::function<account_ref(std::uint64_t)> account_spawner(Where& where,
-                                                                   fault_plan* faults) {
-    auto spawn_on = [faults](auto& on, std::uint64_t initial) {
-      return courier::spawn<account, account_msg>(on, account{initial, 0, false, faults},
-                                                  account_options());
+  static std::function<account_ref_type(std::uint64_t)> account_spawner(
+      Where& where, make_account_type make_account) {
+    auto spawn_on = [make = std::move(make_account)](auto& on, std::uint64_t initial) {
+      return courier::spawn<Account, account_msg>(on, make(initial), account_options<Account>());
     };
     if constexpr (std::is_same_v<std::remove_const_t<Where>, courier::thread_pool>) {
       return [spawn_on, pool = &where](std::uint64_t initial) { return spawn_on(*pool, initial); };
@@ -394,7 +372,7 @@ class bank {
   // Sends `m` to the named account and returns what its reply stands for.
   template <class M>
   courier::future<errc> ask_account(std::string name, M m) {
-    return find(std::move(name)).then_inline([m](std::variant<account_ref, errc> found) {
+    return find(std::move(name)).then_inline([m](std::variant<account_ref_type, errc> found) {
       if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
       return std::get<0>(found).ask(m).then_inline(
           [](courier::result<errc> r) { return detail::code_of(r); });
@@ -409,5 +387,8 @@ class bank {
 
   courier::actor<directory, directory_msg> directory_;
 };
+
+/// The bank of plain accounts.
+using bank = basic_bank<account>;
 
 }  // namespace bank

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <future>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -859,6 +860,60 @@ TEST_CASE("supervision: a failed ask returns after the hook ran and the policy a
     CHECK_THROWS_AS(a.ask(Boom{}).get(), custom_error);
     REQUIRE(a.stopped());
     REQUIRE(log.count() == 1);
+  }
+}
+
+TEST_CASE("supervision: the hook and the policy apply before the asker wakes", "[supervision]") {
+  // Order: handler, hook, the policy (the actor stopped, or the factory's
+  // State in place), then the asker is woken. The asker's continuation is
+  // attached while the actor cannot run yet, so it runs on the thread that
+  // completes the ask, at that moment. (The last good State has its own test.)
+  const auto policy = GENERATE(courier::failure_policy::resume, courier::failure_policy::stop,
+                               courier::failure_policy::restart);
+  courier::thread_pool pool(1);
+  auto control = std::make_shared<probe_control>();
+  courier::spawn_options<probe> opts;
+  opts.policy = policy;
+  opts.on_failure = [control](const courier::failure&) { control->note("hook"); };
+  if (policy == courier::failure_policy::restart)
+    opts.factory = [control] {
+      control->note("factory");
+      return probe{100, control};
+    };
+  auto a = courier::spawn<probe, counter_msg>(pool, probe{0, control}, opts);
+  // Hold the only worker until the continuation is attached.
+  std::latch holding(1);
+  std::latch release(1);
+  asio::post(pool.get_executor(), [&] {
+    holding.count_down();
+    release.wait();
+  });
+  holding.wait();
+  control->forget();  // the moves of spawn()
+  auto woken = a.ask(Boom{}).then([control, a](courier::result<int> r) {
+    if (r.has_value())
+      control->note("reply");
+    else
+      control->note(a.stopped() ? "asker, stopped" : "asker");
+  });
+  release.count_down();
+  woken.get();
+  std::vector<std::string> seen;
+  for (const auto& e : control->seen())
+    if (e != "move") seen.push_back(e);  // how a State is put in place
+  switch (policy) {
+    case courier::failure_policy::resume:
+      CHECK(seen == std::vector<std::string>{"boom", "hook", "asker"});
+      CHECK(a.ask(Get{}).get() == 1);
+      break;
+    case courier::failure_policy::stop:
+      CHECK(seen == std::vector<std::string>{"boom", "hook", "asker, stopped"});
+      CHECK_THROWS_AS(a.ask(Get{}).get(), courier::actor_stopped);
+      break;
+    case courier::failure_policy::restart:
+      CHECK(seen == std::vector<std::string>{"boom", "hook", "factory", "asker"});
+      CHECK(a.ask(Get{}).get() == 100);
+      break;
   }
 }
 

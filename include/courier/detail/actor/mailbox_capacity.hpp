@@ -156,7 +156,7 @@ class mailbox_capacity {
   }
 
   // Queues the messages of waiters, oldest first, while there is room; fails
-  // them all once stopped. Those left over wait again.
+  // them all once stopped. Those left over wait again, keeping their turn.
   template <class Sink>
   void serve_waiters(Sink& sink) noexcept {
     for (;;) {
@@ -182,9 +182,26 @@ class mailbox_capacity {
         }
       }
       if (oldest == nullptr) return;
+      // The leftovers go back newest first, as the stack keeps waiters, and
+      // under the waiters that arrived since the stack was taken (they are
+      // newer): the next wake, which reverses the stack, then serves the
+      // leftovers first, oldest first. Only waiters that arrive between
+      // taking those arrivals and enlisting can still get ahead.
       room_waiter* last = oldest;
-      while (last->next_ != nullptr) last = last->next_;
-      if (!enlist(oldest, last, sink)) return;
+      room_waiter* first = nullptr;
+      while (oldest != nullptr) {
+        room_waiter* next = oldest->next_;
+        oldest->next_ = first;
+        first = oldest;
+        oldest = next;
+      }
+      if (room_waiter* arrived = waiters_.exchange(nullptr, std::memory_order_acq_rel)) {
+        room_waiter* bottom = arrived;
+        while (bottom->next_ != nullptr) bottom = bottom->next_;
+        bottom->next_ = first;
+        first = arrived;
+      }
+      if (!enlist(first, last, sink)) return;
     }
   }
 

@@ -155,19 +155,24 @@ class mailbox_capacity {
       serve_waiters(sink);
   }
 
+  // The chain starting at `w`, in the opposite order; returns its new head.
+  static room_waiter* reversed(room_waiter* w) noexcept {
+    room_waiter* head = nullptr;
+    while (w != nullptr) {
+      room_waiter* next = w->next_;
+      w->next_ = head;
+      head = w;
+      w = next;
+    }
+    return head;
+  }
+
   // Queues the messages of waiters, oldest first, while there is room; fails
   // them all once stopped. Those left over wait again, keeping their turn.
   template <class Sink>
   void serve_waiters(Sink& sink) noexcept {
     for (;;) {
-      room_waiter* newest = waiters_.exchange(nullptr, std::memory_order_acq_rel);
-      room_waiter* oldest = nullptr;
-      while (newest != nullptr) {
-        room_waiter* next = newest->next_;
-        newest->next_ = oldest;
-        oldest = newest;
-        newest = next;
-      }
+      room_waiter* oldest = reversed(waiters_.exchange(nullptr, std::memory_order_acq_rel));
       while (oldest != nullptr) {
         room_waiter* w = oldest;
         const bool stopping = sink.stopped();
@@ -188,13 +193,7 @@ class mailbox_capacity {
       // leftovers first, oldest first. Only waiters that arrive between
       // taking those arrivals and enlisting can still get ahead.
       room_waiter* last = oldest;
-      room_waiter* first = nullptr;
-      while (oldest != nullptr) {
-        room_waiter* next = oldest->next_;
-        oldest->next_ = first;
-        first = oldest;
-        oldest = next;
-      }
+      room_waiter* first = reversed(oldest);
       if (room_waiter* arrived = waiters_.exchange(nullptr, std::memory_order_acq_rel)) {
         room_waiter* bottom = arrived;
         while (bottom->next_ != nullptr) bottom = bottom->next_;

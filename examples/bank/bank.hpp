@@ -231,7 +231,9 @@ class basic_bank {
   /// A bank whose accounts run on `where` (a courier::thread_pool, an Asio
   /// execution context or executor), spawned with account_options() from the
   /// State `make_account` returns (by default `Account{initial}`). The bank
-  /// may outlive `where`: once its pool is gone, every call fails with
+  /// keeps a copy of an executor it is given, never a reference to the
+  /// caller's variable; built on a courier::thread_pool, it may outlive the
+  /// pool, and once the pool is gone every call fails with
   /// courier::actor_stopped.
   template <class Where>
   explicit basic_bank(

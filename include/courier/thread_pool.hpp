@@ -67,10 +67,12 @@ class thread_pool {
   /// cannot be started.
   explicit thread_pool(std::size_t threads = default_size(), error_handler on_error = {})
       : core_(detail::ref_ptr<detail::pool_core>::adopt(
-            new detail::pool_core(threads, std::move(on_error)))),
-        registry_(&asio::use_service<detail::actor_registry>(core_->context())) {
-    registry_->set_pool(*core_);
-    core_->context().subscribe(registry_);
+            new detail::pool_core(threads, std::move(on_error)))) {
+    // The registry of the actors spawned here: a service of the core's
+    // context, attached to it for the actors and told when the pool closes.
+    auto& registry = asio::use_service<detail::actor_registry>(core_->context());
+    core_->context().set_attachment(&registry);
+    core_->context().subscribe(&registry);
   }
 
   thread_pool(const thread_pool&) = delete;
@@ -117,13 +119,11 @@ class thread_pool {
  private:
   friend struct detail::pool_access;
   detail::ref_ptr<detail::pool_core> core_;
-  // Lives as long as the core's execution context, which owns it.
-  detail::actor_registry* registry_;
 };
 
 namespace detail {
 struct pool_access {
-  static actor_registry& registry(const thread_pool& p) noexcept { return *p.registry_; }
+  static ref_ptr<pool_core> core(const thread_pool& p) noexcept { return p.core_; }
 };
 }  // namespace detail
 

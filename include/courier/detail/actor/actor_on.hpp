@@ -55,7 +55,7 @@ template <class Where>
 auto make_placement(Where& where) {
   using where_type = std::remove_cvref_t<Where>;
   if constexpr (std::is_same_v<where_type, thread_pool>) {
-    return pool_placement(pool_access::registry(where));
+    return pool_placement(pool_access::core(where));
   } else if constexpr (asio::execution::is_executor<where_type>::value) {
     return executor_placement<where_type>(where);
   } else {

@@ -33,12 +33,7 @@ class actor_registry final : public asio::execution_context::service, public clo
   static inline asio::execution_context::id id;
 
   // Made by thread_pool, on its core's context.
-  explicit actor_registry(asio::execution_context& ctx)
-      : asio::execution_context::service(ctx), pool_(nullptr) {}
-
-  // The pool whose actors this registry holds; set once, before any spawn.
-  void set_pool(pool_core& pool) noexcept { pool_ = &pool; }
-  pool_core& pool() const noexcept { return *pool_; }
+  explicit actor_registry(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
 
   // Records an actor. False once the registry shut down, or when `open()`,
   // asked under the registry's lock, says the pool no longer admits work.
@@ -80,7 +75,6 @@ class actor_registry final : public asio::execution_context::service, public clo
     for (auto& a : live) a->stop();
   }
 
-  pool_core* pool_;
   std::mutex mutex_;
   registry_entry* head_ = nullptr;
   bool closed_ = false;

@@ -24,24 +24,19 @@ namespace courier::detail {
 // registered with the pool's actor_registry while it lives.
 class pool_placement {
  public:
-  // Holds a reference to the registry's pool: the actor keeps its pool's core
-  // (and so the registry, a service of its context) alive.
-  explicit pool_placement(actor_registry& registry) noexcept : registry_(&registry) {
-    registry_->pool().add_ref();
-  }
+  // Holds a reference to the pool's core: the actor keeps it (and so the
+  // registry, a service of its context) alive.
+  explicit pool_placement(ref_ptr<pool_core> pool) noexcept : pool_(std::move(pool)) {}
   // Only before attach(): the registry holds the address of the entry.
-  pool_placement(pool_placement&& o) noexcept : registry_(std::exchange(o.registry_, nullptr)) {}
+  pool_placement(pool_placement&& o) noexcept : pool_(std::move(o.pool_)) {}
   pool_placement& operator=(pool_placement&&) = delete;
-  ~pool_placement() {
-    if (registry_) registry_->pool().release();
-  }
 
   void attach(actor_base& a) {
     activation_.entry.actor = &a;
-    if (!registry_->enroll(activation_.entry, [this] { return !pool().closed(); }))
+    if (!registry().enroll(activation_.entry, [this] { return !pool().closed(); }))
       throw usage_error("spawn() on a stopped thread_pool");
   }
-  void detach(actor_base&) noexcept { registry_->withdraw(activation_.entry); }
+  void detach(actor_base&) noexcept { registry().withdraw(activation_.entry); }
 
   bool schedule(actor_base& a) noexcept {
     // The queued activation holds a reference to the actor.
@@ -77,11 +72,14 @@ class pool_placement {
     }
   };
 
-  pool_core& pool() const noexcept { return registry_->pool(); }
+  pool_core& pool() const noexcept { return *pool_; }
+  // The pool's actor registry, which thread_pool attached to its context.
+  actor_registry& registry() const noexcept {
+    return *static_cast<actor_registry*>(pool_->context().attachment());
+  }
 
-  // The pool is reached through its registry, so that an actor pays one
-  // pointer for both.
-  actor_registry* registry_;
+  // Reached on every message: one pointer, no indirection.
+  ref_ptr<pool_core> pool_;
   activation_task activation_;
 };
 

@@ -76,6 +76,12 @@ class pool_context : public asio::execution_context {
     listeners_.push_back(l);
   }
 
+  // One object of the layer above that it reaches whenever an actor is
+  // spawned or destroyed (the actor registry), kept here so that each actor
+  // need not point at it. Set once, before any spawn.
+  void set_attachment(void* p) noexcept { attachment_ = p; }
+  void* attachment() const noexcept { return attachment_; }
+
   void notify_closing() noexcept {
     std::vector<close_listener*> told;
     {
@@ -88,6 +94,7 @@ class pool_context : public asio::execution_context {
  private:
   std::mutex mutex_;
   std::vector<close_listener*> listeners_;
+  void* attachment_ = nullptr;
 };
 
 // Owned by the thread_pool object and by everything that runs on it (actors,

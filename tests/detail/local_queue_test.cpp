@@ -9,62 +9,17 @@
 #include <vector>
 
 #include "stress.hpp"
+#include "test_task.hpp"
 
 namespace {
 
 using courier::detail::local_queue;
 using courier::detail::task;
-
-// A task the queues only carry: never run nor discarded. `payload` is written
-// by the pushing thread just before each push and checked by the popper, so a
-// pop that does not see the push's writes is reported (and flagged by TSan).
-struct test_task final : task {
-  void run() noexcept override {}
-  void discard() noexcept override {}
-  int id = 0;
-  int payload = 0;
-  std::atomic<int> pops{0};
-};
-
-std::vector<test_task> make_tasks(int n) {
-  std::vector<test_task> tasks(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) tasks[static_cast<std::size_t>(i)].id = i;
-  return tasks;
-}
-
-// The id of the task a queue hands out, or -1 for none.
-int id_of(task* t) { return t ? static_cast<test_task*>(t)->id : -1; }
-
-constexpr int payload_of(int id) { return id * 7 + 3; }
-
-// What a popping thread saw of the tasks it took.
-struct pop_record {
-  int taken = 0;
-  int foreign = 0;  // not the address of one of the test's tasks
-  int stale = 0;    // payload not the one written before the push
-  int twice = 0;    // already taken by someone
-  void take(task* t, std::vector<test_task>& tasks) {
-    // By address, so that a task still carrying the resumed mark (one byte
-    // past it) counts as foreign.
-    const auto at = reinterpret_cast<std::uintptr_t>(t);
-    const auto first = reinterpret_cast<std::uintptr_t>(tasks.data());
-    if (at < first || (at - first) % sizeof(test_task) != 0 ||
-        (at - first) / sizeof(test_task) >= tasks.size()) {
-      ++foreign;
-      return;
-    }
-    auto* tt = static_cast<test_task*>(t);
-    ++taken;
-    if (tt->payload != payload_of(tt->id)) ++stale;
-    if (tt->pops.fetch_add(1, std::memory_order_relaxed) != 0) ++twice;
-  }
-  void merge(const pop_record& o) {
-    taken += o.taken;
-    foreign += o.foreign;
-    stale += o.stale;
-    twice += o.twice;
-  }
-};
+using detail_test::id_of;
+using detail_test::make_tasks;
+using detail_test::payload_of;
+using detail_test::pop_record;
+using detail_test::test_task;
 
 }  // namespace
 

@@ -245,9 +245,7 @@ class pool_core final : public ref_counted {
       throw usage_error("thread_pool stopped or destroyed from one of its own worker threads");
     // What the sequence runs may drop every other reference to this core.
     ref_ptr<pool_core> keep = ref_ptr<pool_core>::share(this);
-    if (!latch_.begin()) return;
-    close_sequence(graceful);
-    latch_.finish();
+    close_once(graceful);
   }
 
  private:
@@ -267,10 +265,15 @@ class pool_core final : public ref_counted {
     // Reached only when the last reference is gone, normally long after
     // close(); a core whose thread_pool was never closed closes here, with
     // no reference left to take.
-    if (!on_worker() && latch_.begin()) {
-      close_sequence(false);
-      latch_.finish();
-    }
+    if (!on_worker()) close_once(false);
+  }
+
+  // Runs the close sequence unless another call has run or is running it
+  // (then waits for that one to finish, or returns at once from inside it).
+  void close_once(bool graceful) {
+    if (!latch_.begin()) return;
+    close_sequence(graceful);
+    latch_.finish();
   }
 
   // The close sequence:
@@ -283,8 +286,7 @@ class pool_core final : public ref_counted {
   //     after the task it is running.
   //  2. Every worker is joined: from here on only this thread touches the
   //     queues.
-  //  3. The gate shuts, if it has not yet, and the listeners hear of the
-  //     close if they have not yet.
+  //  3. Graceful: now the gate shuts and the listeners hear of the close.
   //  4. Every queued task is discarded (a discarded activation abandons its
   //     actor's mailbox; a discarded delivery runs its call here), including
   //     what discarding queues.
@@ -296,19 +298,23 @@ class pool_core final : public ref_counted {
     if (graceful) {
       graceful_.store(true, std::memory_order_seq_cst);
     } else {
-      shut_gate();
-      ctx_.notify_closing();
+      refuse_work();
       stopping_.store(true, std::memory_order_seq_cst);
     }
     idle_.wake_all();
     for (auto& w : workers_)
       if (w->thread.joinable()) w->thread.join();
-    shut_gate();
-    ctx_.notify_closing();
+    if (graceful) refuse_work();
     discard_queued();
     stop_reactor_thread(ctx_);
     ctx_.shutdown();
     discard_queued();
+  }
+
+  // Shuts the gate and tells the listeners (steps 1 and 3).
+  void refuse_work() noexcept {
+    shut_gate();
+    ctx_.notify_closing();
   }
 
   worker* current_worker() const noexcept {

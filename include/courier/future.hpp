@@ -97,10 +97,6 @@ class future {
   auto attach_then(F&& f, detail::continuation_home* home);
 
   detail::ref_ptr<detail::future_state<T>> state_;
-  // The thread that must not block on this future (see get()): one that runs
-  // the execution context of the actor whose reply it awaits. Identified by
-  // the address of its courier thread context; null for none.
-  const void* no_wait_on_ = nullptr;
 };
 
 /// The producing side of a future. Exactly one result is stored: the first

@@ -83,7 +83,8 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
       f = detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
       return node;
     });
-    if (detail::asked_from_its_own_context(c)) detail::future_access::forbid_waiting_here(f);
+    if (!detail::blocking_forbidden()) [[unlikely]]
+      detail::mark_reply_if_own_context(c, detail::future_access::state_of(f));
     return f;
   } else {
     return {};
@@ -102,6 +103,8 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     if (c.stopped()) return inner;
     auto out =
         detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
+    if (!detail::blocking_forbidden()) [[unlikely]]
+      detail::mark_reply_if_own_context(c, *out);
     future<reply> f = detail::future_access::make(out);
     auto deadline =
         detail::ref_ptr<detail::ask_deadline<reply>>::adopt(new detail::ask_deadline<reply>(
@@ -109,7 +112,6 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     detail::ask_deadline<reply>::start(deadline, detail::saturated(timeout));
     detail::on_result(std::move(inner),
                       [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
-    if (detail::asked_from_its_own_context(c)) detail::future_access::forbid_waiting_here(f);
     return f;
   } else {
     return {};

@@ -25,7 +25,7 @@ void future<T>::check_may_block() const {
   // production. Inside a continuation elsewhere, only when the result is not
   // in: it may be waiting for a continuation queued behind this one.
   if (detail::blocking_forbidden()) throw would_block();
-  if (no_wait_on_ != nullptr && no_wait_on_ == detail::this_thread_id()) throw would_block();
+  if (state_->waiting_forbidden_on(detail::this_thread_id())) throw would_block();
   if (detail::continuation::running_on_this_thread() && !state_->ready()) throw would_block();
 }
 

@@ -8,6 +8,7 @@
 #include "courier/detail/actor/mailbox_capacity.hpp"
 #include "courier/detail/future/continuation.hpp"
 #include "courier/detail/future/continuation_home.hpp"
+#include "courier/detail/future/future_state.hpp"
 #include "courier/detail/this_thread.hpp"
 
 namespace courier::detail {
@@ -21,12 +22,13 @@ inline bool may_wait_for_room(const actor_base& m) noexcept {
          !m.drains_on_this_thread();
 }
 
-// Whether the calling thread runs the execution context `a` drains on (a
-// thread of the user's io_context, say), outside every actor: blocking there
-// for a reply from `a` would wait on itself. Pool workers and actors are
-// told apart by this_thread first, so only other threads pay the question.
-inline bool asked_from_its_own_context(const actor_base& a) noexcept {
-  return !blocking_forbidden() && a.drains_on_this_thread();
+// After an ask from outside every actor and pool (where blocking_forbidden()
+// is false), marks the reply so that the calling thread cannot block on it
+// when that thread runs the execution context `a` drains on (a thread of the
+// user's io_context, say): it would wait on itself. Out of the sender's line.
+[[gnu::cold, gnu::noinline]] inline void mark_reply_if_own_context(
+    const actor_base& a, future_state_base& reply) noexcept {
+  if (a.drains_on_this_thread()) reply.forbid_waiting_on(this_thread_id());
 }
 
 // Queues the node that make() builds in a place reserve() took; the place is

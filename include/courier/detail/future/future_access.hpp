@@ -43,13 +43,12 @@ struct future_access {
     return future<T>(std::move(s));
   }
   template <class T>
+  static future_state<T>& state_of(future<T>& f) noexcept {
+    return *f.state_;
+  }
+  template <class T>
   static promise<T> promise_for(ref_ptr<future_state<T>> s) noexcept {
     return promise<T>(std::move(s));
-  }
-  // get() and wait() on `f` throw would_block on the calling thread.
-  template <class T>
-  static void forbid_waiting_here(future<T>& f) noexcept {
-    f.no_wait_on_ = this_thread_id();
   }
 };
 

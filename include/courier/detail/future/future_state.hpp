@@ -37,7 +37,20 @@ class future_state_base : public ref_counted {
     }
   }
 
+  // Marks `thread` (a this_thread_id()) as one that must not block on this
+  // state (see future::get()). By the future's holder, before any
+  // continuation attaches.
+  void forbid_waiting_on(const void* thread) noexcept { no_wait_on_ = thread; }
+
+  // Whether `thread` must not block on this state. Asked by the holder of a
+  // future that has not been consumed, so no continuation has attached.
+  bool waiting_forbidden_on(const void* thread) const noexcept {
+    return no_wait_on_ != nullptr && no_wait_on_ == thread;
+  }
+
   // Attaches the single continuation; fires it at once if the result is in.
+  // It takes the place of the no-wait mark: the future that attaches it is
+  // consumed, so nobody asks waiting_forbidden_on() again.
   void attach(continuation* c) noexcept {
     continuation_ = c;
     if (flags_.fetch_or(continuation_bit, std::memory_order_acq_rel) & ready_bit) c->start();
@@ -61,7 +74,14 @@ class future_state_base : public ref_counted {
 
  private:
   mutable std::atomic<unsigned> flags_{0};
-  continuation* continuation_ = nullptr;
+  // One word for two uses that never overlap, so that a future stays one
+  // pointer and a state does not grow: the continuation once attached (read
+  // by the setter only when continuation_bit says so), and before that the
+  // thread that must not wait, read only by the future's holder.
+  union {
+    const void* no_wait_on_ = nullptr;
+    continuation* continuation_;
+  };
 };
 
 // Not final: an ask's message node and a then() continuation are each fused

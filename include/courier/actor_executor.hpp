@@ -5,17 +5,22 @@
 
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
 #include "courier/detail/actor/actor_base.hpp"
-#include "courier/detail/actor/message_nodes.hpp"
+#include "courier/detail/actor/function_node.hpp"
 #include "courier/detail/executor/basic_executor.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/detail/this_thread.hpp"
 #include "courier/errors.hpp"
 
 namespace courier {
+
+namespace detail {
+struct actor_executor_access;
+}  // namespace detail
 
 /// An Asio executor with strand semantics whose queue is an actor's mailbox.
 /// Handlers executed on it (timer and socket completions bound with
@@ -28,6 +33,12 @@ namespace courier {
 /// With `blocking.possibly` (the default, as for strands) execute() runs the
 /// function at once when called from inside this actor; with `blocking.never`
 /// (what `asio::post` asks for) it always queues.
+///
+/// Inside a coroutine handler, `co_await asio::this_coro::executor` gives
+/// (as an `asio::any_io_executor`) an actor_executor of the same actor that
+/// also names the coroutine's turn: what it runs continues that coroutine,
+/// and may run while the actor waits for the coroutine to end
+/// (reentrancy::atomic). It compares unequal to the actor's other executors.
 ///
 /// `prefer(ex, outstanding_work.tracked)` (what work guards and async
 /// operations ask for) gives an executor that counts as outstanding work on
@@ -51,23 +62,39 @@ class actor_executor : public detail::basic_executor<actor_executor, detail::act
   friend class actor;
   friend actor_executor this_actor_executor();
 
-  actor_executor(detail::ref_ptr<detail::actor_base> a, bool possibly,
-                 bool tracked = false) noexcept
-      : basic_executor(std::move(a), possibly, tracked) {}
+  friend struct detail::actor_executor_access;
 
-  // Runs `f` inside the actor: at once when `possibly` and the caller already
-  // is inside it, otherwise queued as a plain handler past the mailbox's
-  // bound.
+  actor_executor(detail::ref_ptr<detail::actor_base> a, bool possibly, bool tracked = false,
+                 std::uint32_t turn = 0) noexcept
+      : basic_executor(std::move(a), possibly, tracked, turn) {}
+
+  // Runs `f` inside the actor: at once when `possibly`, the caller already is
+  // inside it and the actor may run it now (it belongs to no coroutine turn,
+  // or to this one), otherwise queued past the mailbox's bound: as a plain
+  // handler, or as a step of coroutine turn `turn` when that is not 0.
   template <class F>
-  static void submit(detail::actor_base& a, bool possibly, F&& f) {
-    if (possibly && a.running_in_this_thread()) {
+  static void submit(detail::actor_base& a, bool possibly, std::uint32_t turn, F&& f) {
+    if (possibly && a.running_in_this_thread() && a.may_run_now(turn)) {
       std::decay_t<F> local(std::forward<F>(f));
       local();
       return;
     }
-    a.post(new detail::function_node<std::decay_t<F>>(std::forward<F>(f)));
+    if (turn == 0) {
+      a.post(new detail::function_node<std::decay_t<F>>(std::forward<F>(f)));
+    } else {
+      a.post(new detail::turn_step_node<std::decay_t<F>>(std::forward<F>(f), turn));
+    }
   }
 };
+
+namespace detail {
+// Makes the executors of an actor's coroutine turns.
+struct actor_executor_access {
+  static actor_executor for_turn(ref_ptr<actor_base> a, std::uint32_t turn) noexcept {
+    return actor_executor(std::move(a), true, false, turn);
+  }
+};
+}  // namespace detail
 
 /// The executor of the actor whose handler or continuation is running on the
 /// calling thread. @throws usage_error when called outside every actor.

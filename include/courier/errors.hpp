@@ -32,6 +32,18 @@ class ask_timeout : public error {
   ask_timeout() : error("courier: ask timed out before the reply arrived") {}
 };
 
+/// An ask was refused because waiting for its reply would close a cycle of
+/// actors that each wait for the next: it was made by a coroutine handler
+/// of an actor with reentrancy::atomic (which handles nothing else while the
+/// coroutine waits), and its target is that same actor, or is itself held by
+/// a suspended atomic coroutine that waits, directly or through others like
+/// it, for the asker. The message was not sent; nothing changed.
+class would_deadlock : public error {
+ public:
+  would_deadlock()
+      : error("courier: ask refused: its reply would wait for the asker, which waits for it") {}
+};
+
 /// The promise behind a future was destroyed without a value or an error, for
 /// example a deferred reply whose producer dropped it.
 class broken_promise : public error {

@@ -20,6 +20,21 @@ inline constexpr std::size_t unbounded_mailbox = 0;
 /// enough that a full mailbox of small messages takes about 0.5 MB.
 inline constexpr std::size_t default_mailbox_capacity = 16384;
 
+/// What an actor does while one of its coroutine handlers (a `handle(M)`
+/// that returns `asio::awaitable<R>`) is suspended at a `co_await`.
+enum class reentrancy : std::uint8_t {
+  /// It handles nothing else until the coroutine ends: later messages,
+  /// continuations and plain handlers posted to its executor wait (keeping
+  /// their order and their place in the mailbox's bound); only what the
+  /// coroutine itself awaited resumes it. The whole coroutine is one turn,
+  /// atomic with respect to everything else the actor does.
+  atomic,
+  /// At each `co_await` the actor goes on handling other messages and
+  /// continuations, one at a time as always; the coroutine resumes between
+  /// them and sees the State as they left it.
+  interleave,
+};
+
 /// How to spawn an actor: its failure policy, its failure hook, and how many
 /// messages it handles in a row.
 ///
@@ -51,6 +66,8 @@ struct spawn_options {
   /// is taken out for handling; within one turn (see `batch`) the places
   /// after the first come back together at the end of the turn.
   std::size_t capacity = default_mailbox_capacity;
+  /// What the actor does while a coroutine handler is suspended.
+  courier::reentrancy reentrancy = courier::reentrancy::atomic;
 
   /// Checks that an actor can be spawned with these options; spawn() calls it.
   /// @throws usage_error if the batch is zero, the capacity is above

@@ -13,6 +13,7 @@
 #include "courier/detail/actor/async_completion.hpp"
 #include "courier/detail/actor/message_nodes.hpp"
 #include "courier/detail/actor/send.hpp"
+#include "courier/detail/actor/wait_for_graph.hpp"
 #include "courier/detail/future/future_access.hpp"
 
 namespace courier {
@@ -132,15 +133,37 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
   return asio::async_initiate<CompletionToken, signature>(
       [](auto&& handler, const actor& self, message msg) {
         core_type& c = self.core();
-        auto* node = new detail::ask_node<core_type, message, reply>(std::move(msg));
+        auto complete =
+            detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
+                                            detail::ref_ptr<detail::actor_base>::share(&c));
+        // Asked by a coroutine that holds its actor: the wait goes into the
+        // wait-for graph until the reply comes, or the ask is refused if it
+        // would close a cycle.
+        detail::actor_base* asker = detail::held_asker();
+        const std::uint32_t turn = asker != nullptr ? asker->holding_turn() : 0;
+        if (asker != nullptr && !detail::wait_for_graph::global().try_wait(*asker, turn, c)) {
+          complete(result<reply>::failure(std::make_exception_ptr(would_deadlock())));
+          return;
+        }
+        detail::ask_node<core_type, message, reply>* node = nullptr;
         try {
-          detail::complete_async_ask<reply>(
-              detail::future_access::make(
-                  detail::ref_ptr<detail::future_state<reply>>::adopt(node)),
-              std::forward<decltype(handler)>(handler),
-              detail::ref_ptr<detail::actor_base>::share(&c));
+          node = new detail::ask_node<core_type, message, reply>(std::move(msg));
+          auto reply_future = detail::future_access::make(
+              detail::ref_ptr<detail::future_state<reply>>::adopt(node));
+          if (asker == nullptr) {
+            detail::on_result(std::move(reply_future), std::move(complete));
+          } else {
+            detail::on_result(std::move(reply_future),
+                              [complete = std::move(complete), turn, target = &c,
+                               asker = detail::ref_ptr<detail::actor_base>::share(asker)](
+                                  result<reply>&& r) mutable {
+                                detail::wait_for_graph::global().done(*asker, turn, *target);
+                                complete(std::move(r));
+                              });
+          }
         } catch (...) {
-          node->abandon();  // never queued: give up its message and reference
+          if (asker != nullptr) detail::wait_for_graph::global().done(*asker, turn, c);
+          if (node != nullptr) node->abandon();  // never queued: give up its message and reference
           throw;
         }
         // The ask_node answers (or fails with actor_stopped) through its own state.

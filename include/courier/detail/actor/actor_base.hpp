@@ -9,13 +9,16 @@
 #include <asio/execution_context.hpp>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <thread>
 
 #include "courier/detail/actor/mailbox.hpp"
 #include "courier/detail/actor/mailbox_capacity.hpp"
+#include "courier/detail/actor/turns.hpp"
 #include "courier/detail/deferred_call.hpp"
 #include "courier/detail/future/continuation_home.hpp"
 #include "courier/detail/this_thread.hpp"
+#include "courier/spawn_options.hpp"
 #include "courier/supervision.hpp"
 
 namespace courier::detail {
@@ -71,38 +74,14 @@ class actor_base : public continuation_home {
   bool running_in_this_thread() const noexcept { return this_thread.actor == this; }
 
   // Runs queued nodes; called by the activation that owns the mailbox.
+  // While the actor belongs to a coroutine turn (atomic re-entrancy), the
+  // nodes that do not continue that turn are held back, keeping their place
+  // in the mailbox's bound, and run first once the turn ends. An actor that
+  // never ran a coroutine handler drains without looking for any of that.
   void drain() noexcept {
     current_actor_scope scope(this);
-    const std::uint32_t batch = mailbox_.batch();
-    for (;;) {
-      bool busy = false;
-      bool more = false;
-      std::uint32_t popped = 0;
-      for (; popped < batch; ++popped) {
-        mailbox_node* n = mailbox_.pop(busy);
-        if (n == nullptr) break;
-        // A message's place goes back as it is taken out; after the first of
-        // a batch, the places go back together when the batch ends: one
-        // atomic operation on the line the producers contend for, not one
-        // per message.
-        if (popped == 0) room_.release(1, *this);
-        if (mailbox_.stopped()) {
-          n->abandon();
-        } else {
-          n->run(*this);
-        }
-        more = (popped + 1 == batch);
-      }
-      if (popped > 1) room_.release(popped - 1, *this);
-      if (more || busy) {
-        // Yield the thread to other actors (or to the producer finishing its
-        // push) and come back later, keeping the activation.
-        if (!schedule_drain()) abandon_owned();
-        return;
-      }
-      if (mailbox_.stopped()) release_state_once();
-      if (!mailbox_.release([this] { return mailbox_.state_release_pending(); })) return;
-    }
+    if (!turns_ && run_batches<false>()) return;
+    drain_with_turns();
   }
 
   // Called when the activation is destroyed unrun (its execution context shut
@@ -125,6 +104,27 @@ class actor_base : public continuation_home {
       if (!mailbox_.release([] { return false; })) return;
     }
   }
+
+  // --- coroutine turns (inside the actor) ------------------------------------------
+
+  // A coroutine handler starts: registers `t` and returns its id.
+  std::uint32_t begin_turn(turn& t) {
+    if (!turns_) turns_ = std::make_unique<turns>(reentrancy_ == reentrancy::atomic);
+    return turns_->begin(t);
+  }
+
+  // The coroutine of `t` ended (inside the actor).
+  void end_turn(turn& t) noexcept { turns_->end(t); }
+
+  // Whether a function of turn `id` (0: of none) submitted from inside the
+  // actor may run at once rather than be queued.
+  bool may_run_now(std::uint32_t id) const noexcept { return !turns_ || turns_->may_run(id); }
+
+  // The turn the actor belongs to (atomic re-entrancy), or 0.
+  std::uint32_t holding_turn() const noexcept { return turns_ ? turns_->holder() : 0; }
+  // As holding_turn(), from any thread, for an actor known to have had a
+  // coroutine turn (see wait_for_graph); the answer may lag.
+  std::uint32_t holding_turn_from_anywhere() const noexcept { return turns_->holder(); }
 
   // --- failures ------------------------------------------------------------------
 
@@ -167,9 +167,11 @@ class actor_base : public continuation_home {
   virtual void work_finished() noexcept = 0;
 
  protected:
-  actor_base(failure_policy policy, bool keeps_last_good, std::uint32_t batch,
+  actor_base(failure_policy policy, bool keeps_last_good, reentrancy mode, std::uint32_t batch,
              std::uint32_t capacity) noexcept
-      : policy_(static_cast<std::uint8_t>(policy)), keeps_last_good_(keeps_last_good) {
+      : policy_(static_cast<std::uint8_t>(policy)),
+        keeps_last_good_(keeps_last_good),
+        reentrancy_(mode) {
     mailbox_.set_batch(batch);
     room_.set_capacity(capacity);
   }
@@ -194,15 +196,92 @@ class actor_base : public continuation_home {
     if (!schedule_drain()) abandon_owned();
   }
 
+  // Runs batches of nodes until the activation is given up or rescheduled
+  // (true), or, in the loop without turns, until a node started the actor's
+  // first coroutine turn (false: go on with turns).
+  template <bool WithTurns>
+  bool run_batches() noexcept {
+    const std::uint32_t batch = mailbox_.batch();
+    for (;;) {
+      bool busy = false;
+      bool more = false;
+      bool turns_began = false;
+      std::uint32_t popped = 0;
+      std::uint32_t held = 0;  // of those popped
+      for (; popped < batch; ++popped) {
+        mailbox_node* n = nullptr;
+        if constexpr (WithTurns) n = turns_->take_runnable();
+        if (n == nullptr) {
+          n = mailbox_.pop(busy);
+          if (n == nullptr) break;
+          if constexpr (WithTurns) {
+            if (!mailbox_.stopped() && turns_->holds_back(*n)) {
+              turns_->hold(n);
+              ++held;
+              more = (popped + 1 == batch);
+              continue;
+            }
+          }
+        }
+        // A message's place goes back as it is taken out; after the first of
+        // a batch, the places go back together when the batch ends: one
+        // atomic operation on the line the producers contend for, not one
+        // per message.
+        if (popped == held) room_.release(1, *this);
+        if (mailbox_.stopped()) {
+          n->abandon();
+        } else {
+          n->run(*this);
+        }
+        more = (popped + 1 == batch);
+        if constexpr (!WithTurns) {
+          if (turns_) [[unlikely]] {
+            turns_began = true;
+            ++popped;
+            break;
+          }
+        }
+      }
+      const std::uint32_t ran = popped - held;
+      if (ran > 1) room_.release(ran - 1, *this);
+      if constexpr (WithTurns) {
+        if (turns_->has_runnable() && !mailbox_.stopped()) more = true;
+      } else if (turns_began) {
+        return false;
+      }
+      if (more || busy) {
+        // Yield the thread to other actors (or to the producer finishing its
+        // push) and come back later, keeping the activation.
+        if (!schedule_drain()) abandon_owned();
+        return true;
+      }
+      if (mailbox_.stopped()) release_state_once();
+      if (!mailbox_.release([this] { return mailbox_.state_release_pending(); })) return true;
+    }
+  }
+
+  [[gnu::noinline]] void drain_with_turns() noexcept { (void)run_batches<true>(); }
+
+  // The stopped actor's turns answer their askers and its held nodes are
+  // abandoned; then the State goes.
   void release_state_once() noexcept {
-    if (mailbox_.take_state_release()) release_state();
+    if (!mailbox_.take_state_release()) return;
+    if (turns_) {
+      std::uint32_t held = turns_->held_count();
+      turns_->end_all();
+      if (held != 0) room_.release(held, *this);
+    }
+    release_state();
   }
 
   // First, so that they sit in the padding after the reference count.
   std::uint8_t policy_;
   bool keeps_last_good_;
+  reentrancy reentrancy_;
   mailbox mailbox_;
   mailbox_capacity room_;
+  // Made by the first coroutine handler.
+  std::unique_ptr<turns> turns_;
 };
 
 // actor_base::run_if_open for any callable.

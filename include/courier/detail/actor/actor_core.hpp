@@ -22,12 +22,27 @@ class actor_core : public actor_base {
   // Calls the State's handler for one message; a whole variant is visited.
   template <class M>
   decltype(auto) handle(M&& m) {
+    return state_->handle(std::forward<M>(m));
+  }
+
+  // Calls the State's handler for a told message (a whole variant is
+  // visited): a plain handler runs; a coroutine handler's awaitable, not yet
+  // started, goes to on_coroutine.
+  template <class M, class OnCoroutine>
+  void handle_told(M&& m, OnCoroutine&& on_coroutine) {
+    auto one = [&](auto&& x) {
+      using returned = std::remove_cvref_t<decltype(state_->handle(std::forward<decltype(x)>(x)))>;
+      if constexpr (is_awaitable<returned>::value) {
+        on_coroutine(state_->handle(std::forward<decltype(x)>(x)));
+      } else {
+        (void)state_->handle(std::forward<decltype(x)>(x));
+      }
+    };
     if constexpr (std::is_same_v<std::remove_cvref_t<M>, Msg> && is_variant<Msg>::value &&
                   !handles<State, M>) {
-      std::visit([this](auto&& alt) { (void)state_->handle(std::forward<decltype(alt)>(alt)); },
-                 std::forward<M>(m));
+      std::visit(one, std::forward<M>(m));
     } else {
-      return state_->handle(std::forward<M>(m));
+      one(std::forward<M>(m));
     }
   }
 
@@ -67,7 +82,7 @@ class actor_core : public actor_base {
 
  protected:
   actor_core(State initial, spawn_options<State> options)
-      : actor_base(options.policy, keeps_last_good(options), options.batch,
+      : actor_base(options.policy, keeps_last_good(options), options.reentrancy, options.batch,
                    static_cast<std::uint32_t>(options.capacity)),
         state_(std::in_place, std::move(initial)),
         factory_(std::move(options.factory)),

@@ -6,6 +6,7 @@
 #include <asio/basic_waitable_timer.hpp>
 #include <asio/wait_traits.hpp>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -48,14 +49,14 @@ class deadline_executor : public basic_executor<deadline_executor, actor_base> {
       : basic_executor(std::move(home), true, false) {}
 
   template <class F>
-  static void submit(actor_base&, bool, F&& f) {
+  static void submit(actor_base&, bool, std::uint32_t, F&& f) {
     std::decay_t<F> local(std::forward<F>(f));
     local();
   }
 
  private:
   friend class basic_executor<deadline_executor, actor_base>;
-  deadline_executor(ref_ptr<actor_base> home, bool possibly, bool tracked) noexcept
+  deadline_executor(ref_ptr<actor_base> home, bool possibly, bool tracked, std::uint32_t) noexcept
       : basic_executor(std::move(home), possibly, tracked) {}
 };
 

@@ -104,10 +104,4 @@ auto async_completion(Handler&& handler, ref_ptr<actor_base> home) {
   }
 }
 
-// Delivers a finished ask to an Asio completion handler (see async_completion).
-template <class R, class Handler>
-void complete_async_ask(future<R>&& reply, Handler&& handler, ref_ptr<actor_base> home) {
-  on_result(std::move(reply), async_completion<R>(std::forward<Handler>(handler), std::move(home)));
-}
-
 }  // namespace courier::detail

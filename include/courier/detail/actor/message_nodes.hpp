@@ -1,5 +1,6 @@
-// The nodes an actor's work travels in: a told message, an asked message
-// fused with the state of its reply, and a plain handler.
+// The nodes an actor's messages travel in: a told message, and an asked
+// message fused with the state of its reply. Either may start a coroutine
+// turn (coroutine_turn.hpp) that keeps it until the coroutine ends.
 #pragma once
 
 #include <exception>
@@ -8,6 +9,8 @@
 #include <utility>
 
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/coroutine_turn.hpp"
+#include "courier/detail/actor/message_traits.hpp"
 #include "courier/detail/future/continuation_home.hpp"
 #include "courier/detail/future/future_access.hpp"
 #include "courier/detail/future/future_state.hpp"
@@ -29,15 +32,26 @@ class tell_node final : public mailbox_node, public recycled {
   void run(continuation_home& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
     core.before_handler();
+    bool handed_over = false;
     try {
-      (void)core.handle(std::move(msg_));
+      core.handle_told(std::move(msg_),
+                       [&](auto&& body) { start_turn(core, *this, std::move(body), handed_over); });
     } catch (...) {
       core.fail(std::current_exception(), failure_kind::tell);
     }
-    delete this;
+    if (!handed_over) delete this;
   }
 
   void abandon() noexcept override { delete this; }
+
+  // --- as the message of a coroutine turn (see message_turn) ---------------------
+  void turn_failed(Core& core, std::exception_ptr e) noexcept {
+    core.fail(std::move(e), failure_kind::tell);
+  }
+  template <class R>
+  void answer(result<R>&&) noexcept {}
+  void answer_stopped() noexcept {}
+  void turn_over() noexcept { delete this; }
 
  private:
   M msg_;
@@ -59,9 +73,13 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
   void run(continuation_home& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
     core.before_handler();
+    bool handed_over = false;
     try {
       using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
-      if constexpr (is_future<returned>::value) {
+      if constexpr (is_awaitable<returned>::value) {
+        start_turn(core, *this, core.handle(std::move(msg_)), handed_over);
+        return;
+      } else if constexpr (is_future<returned>::value) {
         // The handler first: a promise made before it would break (and wake
         // the asker with broken_promise) if the handler threw.
         returned later = core.handle(std::move(msg_));
@@ -78,15 +96,28 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
       // failure already sees their effect (a stopped actor, say).
       std::exception_ptr e = std::current_exception();
       core.fail(e, failure_kind::ask);
+      // Once a turn owns the node, the turn answers (it has: the coroutine
+      // it could not start is lost).
+      if (handed_over) return;
       this->try_set_exception(std::move(e));
     }
     finish();
   }
 
   void abandon() noexcept override {
-    this->try_set_exception(std::make_exception_ptr(actor_stopped()));
+    answer_stopped();
     finish();
   }
+
+  // --- as the message of a coroutine turn (see message_turn) ---------------------
+  void turn_failed(Core& core, std::exception_ptr e) noexcept {
+    core.fail(std::move(e), failure_kind::ask);
+  }
+  void answer(result<R>&& r) noexcept { this->try_set_result(std::move(r)); }
+  void answer_stopped() noexcept {
+    this->try_set_exception(std::make_exception_ptr(actor_stopped()));
+  }
+  void turn_over() noexcept { finish(); }
 
  private:
   // The message goes now; the state stays while the future holds it.
@@ -98,30 +129,6 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
   union {
     M msg_;
   };
-};
-
-// A plain handler posted to an actor's executor.
-template <class F>
-class function_node final : public mailbox_node, public recycled {
- public:
-  template <class A>
-  explicit function_node(A&& f) : f_(std::forward<A>(f)) {}
-
-  void run(continuation_home& owner) noexcept override {
-    auto& actor = static_cast<actor_base&>(owner);
-    actor.before_handler();
-    try {
-      f_();
-    } catch (...) {
-      actor.handler_failed(std::current_exception());
-    }
-    delete this;
-  }
-
-  void abandon() noexcept override { delete this; }
-
- private:
-  F f_;
 };
 
 }  // namespace courier::detail

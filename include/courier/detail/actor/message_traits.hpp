@@ -1,6 +1,9 @@
 // Compile-time checks and deductions for actor messages.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
+#include <asio/awaitable.hpp>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -36,10 +39,24 @@ template <class State, class M>
 using handler_result_t =
     std::remove_cvref_t<decltype(std::declval<State&>().handle(std::declval<M>()))>;
 
-// The reply type of an ask: the handler's return type, or U for a handler that
-// returns future<U> (a deferred reply).
+// Whether a handler's return type makes it a coroutine handler.
+template <class T>
+struct is_awaitable : std::false_type {};
+template <class R, class E>
+struct is_awaitable<asio::awaitable<R, E>> : std::true_type {};
+
+// What a handler's return type replies with: U for future<U> (a deferred
+// reply) or asio::awaitable<U> (a coroutine handler), else the type itself.
+template <class R>
+struct unwrap_reply : unwrap_future<R> {};
+template <class R, class E>
+struct unwrap_reply<asio::awaitable<R, E>> {
+  using type = R;
+};
+
+// The reply type of an ask.
 template <class State, class M>
-using reply_type_t = typename unwrap_future<handler_result_t<State, M>>::type;
+using reply_type_t = typename unwrap_reply<handler_result_t<State, M>>::type;
 
 // reply_type_t where State handles M, void otherwise, so that a signature
 // naming the reply type stays valid and ask_check can report the misuse.

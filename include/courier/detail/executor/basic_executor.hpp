@@ -7,6 +7,7 @@
 
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
+#include <cstdint>
 #include <utility>
 
 #include "courier/detail/ref_counted.hpp"
@@ -15,9 +16,13 @@ namespace courier::detail {
 
 // `Derived` is the executor type (what require() returns), which says how a
 // function runs with a static member
-//   template <class F> static void submit(Target&, bool possibly, F&& f);
-// and is constructible from (ref_ptr<Target>, bool possibly, bool tracked)
-// by this base. `Target` is what it submits to, a reference-counted type with
+//   template <class F>
+//   static void submit(Target&, bool possibly, std::uint32_t label, F&& f);
+// and is constructible from (ref_ptr<Target>, bool possibly, bool tracked,
+// std::uint32_t label) by this base. The label is the executor's own: a
+// number it carries along through copies and require() and that tells two
+// executors apart (an actor's coroutine turn; 0 where the executor has none). `Target` is what it
+// submits to, a reference-counted type with
 //   asio::execution_context& context() const noexcept;
 //   void work_started() noexcept;  void work_finished() noexcept;
 //   bool running_in_this_thread() const noexcept;
@@ -28,15 +33,17 @@ template <class Derived, class Target>
 class basic_executor {
  public:
   basic_executor(const basic_executor& o) noexcept
-      : target_(o.target_), possibly_(o.possibly_), tracked_(o.tracked_) {
+      : target_(o.target_), label_(o.label_), possibly_(o.possibly_), tracked_(o.tracked_) {
     if (tracked_) target_->work_started();
   }
   basic_executor(basic_executor&& o) noexcept
       : target_(std::move(o.target_)),
+        label_(o.label_),
         possibly_(o.possibly_),
         tracked_(std::exchange(o.tracked_, false)) {}
   basic_executor& operator=(basic_executor o) noexcept {
     std::swap(target_, o.target_);
+    std::swap(label_, o.label_);
     std::swap(possibly_, o.possibly_);
     std::swap(tracked_, o.tracked_);
     return *this;
@@ -47,7 +54,7 @@ class basic_executor {
 
   template <class F>
   void execute(F&& f) const {
-    Derived::submit(*target_, possibly_, std::forward<F>(f));
+    Derived::submit(*target_, possibly_, label_, std::forward<F>(f));
   }
 
   asio::execution_context& query(asio::execution::context_t) const noexcept {
@@ -89,13 +96,15 @@ class basic_executor {
   bool running_in_this_thread() const noexcept { return target_->running_in_this_thread(); }
 
   friend bool operator==(const Derived& a, const Derived& b) noexcept {
-    return a.target_ == b.target_ && a.possibly_ == b.possibly_ && a.tracked_ == b.tracked_;
+    return a.target_ == b.target_ && a.label_ == b.label_ && a.possibly_ == b.possibly_ &&
+           a.tracked_ == b.tracked_;
   }
   friend bool operator!=(const Derived& a, const Derived& b) noexcept { return !(a == b); }
 
  protected:
-  basic_executor(ref_ptr<Target> target, bool possibly, bool tracked) noexcept
-      : target_(std::move(target)), possibly_(possibly), tracked_(tracked) {
+  basic_executor(ref_ptr<Target> target, bool possibly, bool tracked,
+                 std::uint32_t label = 0) noexcept
+      : target_(std::move(target)), label_(label), possibly_(possibly), tracked_(tracked) {
     if (tracked_) target_->work_started();
   }
 
@@ -103,10 +112,11 @@ class basic_executor {
 
  private:
   Derived with(bool possibly, bool tracked) const noexcept {
-    return Derived(target_, possibly, tracked);
+    return Derived(target_, possibly, tracked, label_);
   }
 
   ref_ptr<Target> target_;
+  std::uint32_t label_;
   bool possibly_;
   bool tracked_;
 };

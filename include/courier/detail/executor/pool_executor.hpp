@@ -1,6 +1,8 @@
 // The Asio executor of a courier::thread_pool.
 #pragma once
 
+#include <cstdint>
+
 #include <utility>
 
 #include "courier/detail/executor/basic_executor.hpp"
@@ -13,15 +15,15 @@ namespace courier::detail {
 // threads): used after the pool stopped, it destroys what it is given unrun.
 class pool_executor : public basic_executor<pool_executor, pool_core> {
  public:
-  explicit pool_executor(ref_ptr<pool_core> pool, bool possibly = false,
-                         bool tracked = false) noexcept
+  explicit pool_executor(ref_ptr<pool_core> pool, bool possibly = false, bool tracked = false,
+                         std::uint32_t /*label: none*/ = 0) noexcept
       : basic_executor(std::move(pool), possibly, tracked) {}
 
   // Queues `f` on the pool (or, with blocking.possibly on one of its
   // workers, runs it at once). Once the pool has stopped, `f` is destroyed
   // unrun.
   template <class F>
-  static void submit(pool_core& pool, bool possibly, F&& f) {
+  static void submit(pool_core& pool, bool possibly, std::uint32_t /*label*/, F&& f) {
     pool.execute(std::forward<F>(f), possibly);
   }
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 
 #include "courier/detail/ref_counted.hpp"
 
@@ -19,6 +20,9 @@ class mailbox_node {
   virtual void run(continuation_home& owner) noexcept = 0;
   // Drops the work unrun because its home stopped; fails any reply it owes.
   virtual void abandon() noexcept = 0;
+  // The coroutine turn of its home this work continues (see the actor
+  // layer's turns.hpp); 0 for work that continues none.
+  virtual std::uint32_t turn_id() const noexcept { return 0; }
 
  protected:
   mailbox_node() = default;
@@ -26,6 +30,7 @@ class mailbox_node {
 
  private:
   friend class mpsc_queue;
+  friend class turns;
   std::atomic<mailbox_node*> next_{nullptr};
 };
 

@@ -1,0 +1,126 @@
+// A message whose handler is a coroutine: its turn, started with co_spawn on
+// the actor's executor for that turn, and the completion that ends it.
+#pragma once
+
+#include "courier/detail/asio_config.hpp"
+
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <cstdint>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+#include "courier/actor_executor.hpp"
+#include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/message_traits.hpp"
+#include "courier/detail/actor/turns.hpp"
+#include "courier/detail/future/continuation_home.hpp"
+#include "courier/detail/recycled.hpp"
+#include "courier/detail/ref_counted.hpp"
+#include "courier/result.hpp"
+
+namespace courier::detail {
+
+// The turn of one message's coroutine handler. `Node` is the message's node,
+// kept with its message until the turn is over (a coroutine may hold its
+// message by reference). It provides
+//   void turn_failed(Core&, std::exception_ptr) noexcept;  // the policy
+//   void answer(result<R>&&) noexcept;      // the asker's reply, once
+//   void answer_stopped() noexcept;         // actor_stopped, once
+//   void turn_over() noexcept;              // the node may go
+// for the coroutine's result type `R`.
+//
+// The turn is also the node that tells the actor that the coroutine was
+// destroyed unfinished while the actor may still run (the operation it
+// awaited was destroyed unrun, say because its execution context shut
+// down): queued as a step of the turn, it ends the turn inside the actor,
+// so that an actor with atomic re-entrancy does not wait for it forever.
+template <class Node>
+class message_turn final : public turn, public mailbox_node, public recycled {
+ public:
+  message_turn(Node& node, ref_ptr<actor_base> actor) noexcept
+      : node_(node), actor_(std::move(actor)) {}
+
+  Node& node() noexcept { return node_; }
+
+  void actor_stopped() noexcept override {
+    if (settle()) node_.answer_stopped();
+  }
+
+  // The coroutine ended (inside the actor, on its turn's executor).
+  template <class Core, class R>
+  void finish(Core& core, std::exception_ptr e, result<R>&& r) noexcept {
+    if (!ended()) core.end_turn(*this);
+    if (e) node_.turn_failed(core, e);
+    if (settle()) node_.answer(std::move(r));
+  }
+
+  // The coroutine was destroyed unfinished (on any thread).
+  void coroutine_lost() noexcept {
+    if (settle()) node_.answer_stopped();
+    add_ref();
+    actor_->post_continuation(this);
+  }
+
+  // --- as the node coroutine_lost() queues ---------------------------------------
+  void run(continuation_home&) noexcept override {
+    if (!ended()) actor_->end_turn(*this);
+    release();
+  }
+  // The actor stopped, and its stop ends every turn.
+  void abandon() noexcept override { release(); }
+  std::uint32_t turn_id() const noexcept override { return id(); }
+
+ private:
+  ~message_turn() override { node_.turn_over(); }
+
+  Node& node_;
+  ref_ptr<actor_base> actor_;
+};
+
+// co_spawn's completion for a turn: ends it inside the actor, or, destroyed
+// without being called, reports the coroutine lost.
+template <class Core, class Turn, class R>
+class turn_completion {
+ public:
+  turn_completion(Core& core, ref_ptr<Turn> t) noexcept : core_(&core), turn_(std::move(t)) {}
+  turn_completion(turn_completion&&) noexcept = default;
+  turn_completion& operator=(turn_completion&&) = delete;
+  ~turn_completion() {
+    if (turn_) turn_->coroutine_lost();
+  }
+
+  void operator()(std::exception_ptr e) requires std::is_void_v<R> {
+    ref_ptr<Turn> t = std::move(turn_);
+    t->finish(*core_, e, e ? result<void>::failure(e) : result<void>());
+  }
+  template <class V>
+  void operator()(std::exception_ptr e, V&& v) requires(!std::is_void_v<R>) {
+    ref_ptr<Turn> t = std::move(turn_);
+    t->finish(*core_, e, e ? result<R>::failure(e) : result<R>(std::in_place, std::forward<V>(v)));
+  }
+
+ private:
+  Core* core_;
+  ref_ptr<Turn> turn_;
+};
+
+// Starts the coroutine `body` of `node`'s message as a turn of `core`: it
+// runs at once, here inside the actor, up to its first suspension. The
+// node's members are described at message_turn. `handed_over` becomes true
+// once the turn owns the node (its turn_over() will be called), even if
+// starting then throws.
+template <class Core, class Node, class R, class E>
+void start_turn(Core& core, Node& node, asio::awaitable<R, E> body, bool& handed_over) {
+  auto t = ref_ptr<message_turn<Node>>::adopt(
+      new message_turn<Node>(node, ref_ptr<actor_base>::share(&core)));
+  handed_over = true;
+  // Two references: the actor's list takes one (end_turn releases it), the
+  // completion holds the other.
+  const std::uint32_t id = core.begin_turn(*t);
+  asio::co_spawn(actor_executor_access::for_turn(ref_ptr<actor_base>::share(&core), id),
+                 std::move(body), turn_completion<Core, message_turn<Node>, R>(core, std::move(t)));
+}
+
+}  // namespace courier::detail

@@ -1,0 +1,93 @@
+// Which actors held by a suspended atomic coroutine wait for which others,
+// so that an ask that would close a cycle of them is refused, not suffered.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/this_thread.hpp"
+
+namespace courier::detail {
+
+// The actor whose coroutine turn holds it (reentrancy::atomic) and runs on
+// this thread, or null. While a turn holds its actor only that turn's steps
+// run there, so an ask made inside such an actor is the turn's.
+inline actor_base* held_asker() noexcept {
+  continuation_home* home = this_thread.actor;
+  if (home == nullptr) return nullptr;
+  // Every home is an actor (actor_base is the only implementation).
+  auto* a = static_cast<actor_base*>(home);
+  return a->holding_turn() != 0 ? a : nullptr;
+}
+
+// One process-wide graph with an edge per outstanding async_ask made by a
+// turn that holds its actor: "`from` waits, handling nothing else, for a
+// reply from `to`". A message to an actor held by a turn waits until that
+// turn ends, so a cycle of such edges is a deadlock; try_wait() refuses the
+// ask that would close one. Edges go when the reply arrives; an edge whose
+// turn has ended meanwhile (it stopped waiting) no longer counts. Only asks
+// from held turns come here, under one mutex: the graph is small and
+// serializing them is what makes two asks that race to close a cycle see
+// each other (the second one is refused).
+class wait_for_graph {
+ public:
+  static wait_for_graph& global() {
+    static wait_for_graph graph;
+    return graph;
+  }
+
+  // Records that `from`, held by turn `turn`, waits for `to`; false (and
+  // nothing recorded) when `to` is `from` or waits for it through held
+  // actors.
+  bool try_wait(const actor_base& from, std::uint32_t turn, const actor_base& to) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (reaches(&to, &from)) return false;
+    edges_.push_back(edge{&from, &to, turn});
+    return true;
+  }
+
+  // The reply to an ask try_wait() recorded arrived.
+  void done(const actor_base& from, std::uint32_t turn, const actor_base& to) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = std::find_if(edges_.begin(), edges_.end(), [&](const edge& e) {
+      return e.from == &from && e.to == &to && e.turn == turn;
+    });
+    if (it != edges_.end()) {
+      *it = edges_.back();
+      edges_.pop_back();
+    }
+  }
+
+ private:
+  struct edge {
+    const actor_base* from;
+    const actor_base* to;
+    std::uint32_t turn;
+  };
+
+  // Whether `start` is `goal` or waits for it along live edges. An edge's
+  // `from` has turns (it made the ask inside one, before the edge was
+  // recorded under this mutex), so reading its holder here is safe.
+  bool reaches(const actor_base* start, const actor_base* goal) const {
+    std::vector<const actor_base*> todo{start};
+    std::vector<const actor_base*> seen;
+    while (!todo.empty()) {
+      const actor_base* a = todo.back();
+      todo.pop_back();
+      if (a == goal) return true;
+      if (std::find(seen.begin(), seen.end(), a) != seen.end()) continue;
+      seen.push_back(a);
+      for (const edge& e : edges_)
+        if (e.from == a && a->holding_turn_from_anywhere() == e.turn) todo.push_back(e.to);
+    }
+    return false;
+  }
+
+  std::mutex mutex_;
+  std::vector<edge> edges_;
+};
+
+}  // namespace courier::detail

@@ -143,15 +143,11 @@ TEST_CASE("bank: every error leaves every balance unchanged", "[bank]") {
   CHECK(snapshot(b) == before);
 }
 
-TEST_CASE("bank: money is conserved under concurrent random transfers", "[bank]") {
-  const int threads = GENERATE(1, 2, 4);
-  courier::thread_pool pool{static_cast<std::size_t>(threads)};
-  bank::bank b(pool);
-  constexpr int accounts = 50;
-  constexpr std::uint64_t initial = 1000;
-  for (int i = 0; i < accounts; ++i) b.open("acct" + std::to_string(i), initial).get();
-  std::vector<bank::account_ref> refs;
-  for (auto& [name, ref] : b.accounts().get()) refs.push_back(ref);
+// 8 client threads each make 1,500 transfers of 1 to 700 between random
+// accounts of `refs` with transfer(from, to, amount) -> errc, and check that
+// each ended ok or insufficient_funds, and that some bounced.
+template <class Transfer>
+void check_random_transfers(const std::vector<bank::account_ref>& refs, Transfer transfer) {
   std::atomic<int> ok{0};
   std::atomic<int> rejected{0};
   std::atomic<int> other{0};
@@ -160,10 +156,10 @@ TEST_CASE("bank: money is conserved under concurrent random transfers", "[bank]"
     clients.emplace_back([&, c] {
       std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 1);
       for (int i = 0; i < 1500; ++i) {
-        const auto from = rng() % accounts;
-        auto to = rng() % accounts;
-        while (to == from) to = rng() % accounts;
-        const errc e = bank::try_transfer(refs[from], refs[to], 1 + rng() % 700).get();
+        const auto from = rng() % refs.size();
+        auto to = rng() % refs.size();
+        while (to == from) to = rng() % refs.size();
+        const errc e = transfer(refs[from], refs[to], 1 + rng() % 700);
         if (e == errc::ok)
           ++ok;
         else if (e == errc::insufficient_funds)
@@ -176,6 +172,21 @@ TEST_CASE("bank: money is conserved under concurrent random transfers", "[bank]"
   CHECK(other == 0);
   CHECK(ok + rejected == 8 * 1500);
   CHECK(rejected > 0);  // the amounts are large enough that some must bounce
+}
+
+TEST_CASE("bank: money is conserved under concurrent random transfers", "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  bank::bank b(pool);
+  constexpr int accounts = 50;
+  constexpr std::uint64_t initial = 1000;
+  for (int i = 0; i < accounts; ++i) b.open("acct" + std::to_string(i), initial).get();
+  std::vector<bank::account_ref> refs;
+  for (auto& [name, ref] : b.accounts().get()) refs.push_back(ref);
+  check_random_transfers(
+      refs, [](const bank::account_ref& from, const bank::account_ref& to, std::uint64_t amount) {
+        return bank::try_transfer(from, to, amount).get();
+      });
   const auto after = snapshot(b);
   CHECK(total(after) == accounts * initial);
   for (auto& [name, v] : after) CHECK(v <= accounts * initial);
@@ -1189,5 +1200,71 @@ TEST_CASE("bank: money is conserved with poisoned messages injected at random",
     INFO("account " << i);
     const auto room = bank::max_balance - static_cast<std::uint64_t>(run.expected[i]);
     CHECK(refs[i].ask(bank::Deposit{room}).get() == errc::ok);
+  }
+}
+
+namespace {
+
+std::vector<bank::account_ref> spawn_accounts(auto& where, int n, std::uint64_t initial,
+                                              courier::spawn_options<bank::account> o) {
+  std::vector<bank::account_ref> refs;
+  for (int i = 0; i < n; ++i)
+    refs.push_back(
+        courier::spawn<bank::account, bank::account_msg>(where, bank::account{initial}, o));
+  return refs;
+}
+
+std::uint64_t sum_of_balances(const std::vector<bank::account_ref>& refs) {
+  std::uint64_t sum = 0;
+  for (auto& r : refs) sum += r.ask(bank::GetBalance{}).get();
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "bank: Transfer coroutines (interleave) conserve money under concurrent random "
+    "transfers",
+    "[bank]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  constexpr int accounts = 50;
+  constexpr std::uint64_t initial = 1000;
+  auto refs = spawn_accounts(pool, accounts, initial, bank::coroutine_account_options());
+  check_random_transfers(
+      refs, [](const bank::account_ref& from, const bank::account_ref& to, std::uint64_t amount) {
+        return from.ask(bank::Transfer{to, amount}).get();
+      });
+  CHECK(sum_of_balances(refs) == accounts * initial);
+}
+
+TEST_CASE(
+    "bank: two opposite Transfer coroutines in atomic mode: one deposit is refused with "
+    "would_deadlock, that transfer is refunded, the other completes",
+    "[bank]") {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    courier::testing::deterministic_context ctx(seed);
+    auto o = bank::account_options();  // reentrancy::atomic
+    o.batch = 1;
+    auto refs = spawn_accounts(ctx, 2, 100, o);
+    // Both transfers are queued before either runs: whichever account runs
+    // first is held by its transfer while it asks the other for a deposit,
+    // and the other then starts its own transfer (queued first) and asks back.
+    auto to_b = refs[0].ask(bank::Transfer{refs[1], 30});
+    auto to_a = refs[1].ask(bank::Transfer{refs[0], 50});
+    ctx.run();
+    REQUIRE(to_b.ready());
+    REQUIRE(to_a.ready());
+    const errc first = to_b.get();
+    const errc second = to_a.get();
+    CHECK(((first == errc::ok && second == errc::operation_failed) ||
+           (first == errc::operation_failed && second == errc::ok)));
+    auto a = refs[0].ask(bank::GetBalance{});
+    auto b = refs[1].ask(bank::GetBalance{});
+    ctx.run();
+    const std::uint64_t balance_a = a.get();
+    const std::uint64_t balance_b = b.get();
+    CHECK(balance_a + balance_b == 200);
+    CHECK(balance_a == (first == errc::ok ? 70u : 150u));
   }
 }

@@ -1,9 +1,13 @@
-// bank.hpp: accounts as courier actors, and transfers as reply chains.
+// bank.hpp: accounts as courier actors, and transfers as reply chains or as
+// a coroutine of the source account.
 //
 // Each account is an actor owning its balance. A transfer withdraws from the
 // source (reserving the amount there), then deposits to the target, then
 // settles the reservation; if the deposit fails, the reservation is refunded.
-// No step holds two accounts, and no thread waits for a reply. An account
+// No step holds two accounts, and no thread waits for a reply. The same
+// protocol is written twice: try_transfer() chains the replies from outside
+// the accounts; a Transfer message runs it as one coroutine handler of the
+// source account, top to bottom. An account
 // whose handler crashes restarts from its last good State, so a poisoned
 // message is undone and nothing committed before it is lost.
 //
@@ -12,6 +16,8 @@
 // in one whose handlers fail on purpose.
 #pragma once
 
+#include <asio/awaitable.hpp>
+#include <asio/use_awaitable.hpp>
 #include <courier.hpp>
 #include <cstdint>
 #include <exception>
@@ -98,7 +104,17 @@ struct Refund {  ///< the deposit leg failed: give the held amount back
 };
 struct GetBalance {};
 struct Close {};
-using account_msg = std::variant<Deposit, Withdraw, Reserve, Settle, Refund, GetBalance, Close>;
+struct Transfer;
+using account_msg =
+    std::variant<Deposit, Withdraw, Reserve, Settle, Refund, GetBalance, Close, Transfer>;
+
+struct account;
+/// A whole transfer, told or asked to the source account, whose coroutine
+/// handler runs every leg (see account::handle(Transfer)).
+struct Transfer {
+  courier::actor<account, account_msg> to;
+  std::uint64_t amount;
+};
 
 /// The State of an account actor.
 struct account {
@@ -131,6 +147,7 @@ struct account {
     closed = true;
     return errc::ok;
   }
+  asio::awaitable<errc> handle(Transfer t);
 
  private:
   errc withdraw(std::uint64_t amount) {
@@ -141,6 +158,36 @@ struct account {
     return errc::ok;
   }
 };
+
+/// Moves `t.amount` from this account to `t.to`, as try_transfer() does, in
+/// one coroutine: reserve here, wait for the target's deposit, then settle or
+/// refund here. Spawn accounts that take Transfer with
+/// courier::reentrancy::interleave (coroutine_account_options() does): while
+/// one transfer waits for its deposit, the account goes on handling others,
+/// and deposits into it. With reentrancy::atomic an account would handle
+/// nothing until its transfer's deposit came back, so two opposite transfers
+/// between the same accounts would wait for each other; courier refuses the
+/// second deposit with courier::would_deadlock instead of hanging, and the
+/// transfer reports errc::operation_failed, refunded.
+inline asio::awaitable<errc> account::handle(Transfer t) {
+  if (t.amount == 0) co_return errc::zero_amount;
+  const errc reservation = handle(Reserve{t.amount});
+  if (reservation != errc::ok) co_return reservation;
+  errc deposited = errc::operation_failed;
+  try {
+    deposited = co_await t.to.async_ask(Deposit{t.amount}, asio::use_awaitable);
+  } catch (const courier::actor_stopped&) {
+    deposited = errc::account_closed;
+  } catch (...) {
+    // The deposit threw (and changed nothing) or was refused unsent.
+  }
+  if (deposited == errc::ok) {
+    handle(Settle{t.amount});
+  } else {
+    handle(Refund{t.amount});
+  }
+  co_return deposited;
+}
 
 /// A handle to an account actor whose State is `Account`: `account`, or a
 /// copyable State that handles every account_msg with the same reply types.
@@ -160,6 +207,15 @@ courier::spawn_options<Account> account_options() {
   courier::spawn_options<Account> o;
   o.policy = courier::failure_policy::restart;
   o.restart_from = courier::restart_point::last_good;
+  return o;
+}
+
+/// account_options() for accounts that run Transfer coroutines: they
+/// interleave, so that a transfer waiting for its deposit holds nothing up
+/// (see account::handle(Transfer)).
+inline courier::spawn_options<account> coroutine_account_options() {
+  courier::spawn_options<account> o = account_options();
+  o.reentrancy = courier::reentrancy::interleave;
   return o;
 }
 

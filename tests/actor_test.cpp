@@ -90,6 +90,19 @@ struct gate {
   int handle(Echo e) const { return e.value; }
 };
 
+// A gate that counts the Echo messages it handled.
+struct Echoed {};
+using counting_gate_msg = std::variant<Hold, Echo, Echoed>;
+struct counting_gate {
+  int echoed = 0;
+  void handle(Hold h) { gate{}.handle(h); }
+  int handle(Echo e) {
+    ++echoed;
+    return e.value;
+  }
+  int handle(Echoed) const { return echoed; }
+};
+
 }  // namespace
 
 TEST_CASE("actor: the quickstart contract", "[actor]") {
@@ -325,20 +338,44 @@ TEST_CASE("actor: spawn on an asio::thread_pool instead of courier's scheduler",
   substrate.join();
 }
 
-TEST_CASE("actor: an ask with a deadline fails with ask_timeout and the late reply is dropped",
+TEST_CASE("actor: an ask whose deadline passes while it is queued expires unrun (ask_expired)",
           "[actor]") {
-  courier::thread_pool pool{2};
-  auto g = courier::spawn<gate, gate_msg>(pool);
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  auto g = courier::spawn<counting_gate, counting_gate_msg>(pool);
   auto entered = std::make_shared<std::latch>(1);
   auto release = std::make_shared<std::latch>(1);
   g.tell(Hold{entered, release});
   entered->wait();
-  auto late = g.ask(Echo{7}, std::chrono::milliseconds(20));
-  CHECK_THROWS_AS(late.get(), courier::ask_timeout);
+  auto expired = g.ask(Echo{7}, std::chrono::milliseconds(20));
+  CHECK_THROWS_AS(expired.get(), courier::ask_expired);
+  STATIC_REQUIRE(std::is_base_of_v<courier::ask_timeout, courier::ask_expired>);
   release->count_down();
-  // The actor still handles the late message and later ones normally.
-  CHECK(g.ask(Echo{8}, std::chrono::seconds(30)).get() == 8);
-  CHECK(g.ask(Echo{9}).get() == 9);
+  // The expired message left the mailbox skipped: its handler never ran.
+  CHECK(g.ask(Echoed{}).get() == 0);
+  CHECK(g.ask(Echo{9}, std::chrono::seconds(30)).get() == 9);
+  CHECK(g.ask(Echoed{}).get() == 1);
+}
+
+TEST_CASE(
+    "actor: an ask whose handler is running when the deadline passes fails with "
+    "ask_timeout, not ask_expired",
+    "[actor]") {
+  courier::thread_pool pool{2};
+  auto g = courier::spawn<gate, gate_msg>(pool);
+  auto entered = std::make_shared<std::latch>(1);
+  auto release = std::make_shared<std::latch>(1);
+  auto running = g.ask(Hold{entered, release}, std::chrono::milliseconds(20));
+  entered->wait();
+  try {
+    running.get();
+    FAIL("the ask should have timed out");
+  } catch (const courier::ask_expired&) {
+    FAIL("the handler had started: the ask did not expire unrun");
+  } catch (const courier::ask_timeout&) {
+  }
+  release->count_down();
+  CHECK(g.ask(Echo{8}).get() == 8);
 }
 
 TEST_CASE("actor: an ask with a deadline on a stopped actor fails with actor_stopped", "[actor]") {

@@ -114,9 +114,12 @@ class actor {
   future<reply_type<M>> ask(M&& m) const;
 
   /// As ask(), with a deadline: if no reply has arrived `timeout` after the
-  /// message is queued, the future fails with ask_timeout and the late reply
-  /// is discarded. The message itself is not recalled; it may still be
-  /// handled. Waiting for room in a full mailbox comes before the deadline.
+  /// message is queued, the future fails and the late reply is discarded.
+  /// With ask_expired when the message was still in the mailbox: it is then
+  /// skipped, and its handler never runs. With ask_timeout (of which
+  /// ask_expired is a kind) when the handler had started: it may have run,
+  /// or still be running. Waiting for room in a full mailbox comes before the
+  /// deadline.
   /// A timeout too long for the steady clock waits as long as it can.
   ///
   /// When the deadline passes, the future fails at once on the thread that

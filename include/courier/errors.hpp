@@ -27,9 +27,21 @@ class actor_stopped : public error {
 
 /// An ask given a deadline did not get its reply in time. The late reply, if it
 /// ever comes, is discarded.
+/// The handler may or may not have run (it may still be running).
 class ask_timeout : public error {
  public:
   ask_timeout() : error("courier: ask timed out before the reply arrived") {}
+
+ protected:
+  explicit ask_timeout(const std::string& what) : error(what) {}
+};
+
+/// An ask given a deadline that passed while its message was still queued:
+/// the message was skipped, and its handler did not run and never will. A
+/// kind of ask_timeout, so code that handles timeouts handles this too.
+class ask_expired : public ask_timeout {
+ public:
+  ask_expired() : ask_timeout("courier: ask expired in the mailbox; its handler did not run") {}
 };
 
 /// An ask was refused because waiting for its reply would close a cycle of

@@ -100,8 +100,6 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
   if constexpr (detail::ask_check<message, State, Msg>::ok) {
     using reply = reply_type<M>;
     core_type& c = core();
-    future<reply> inner = ask(std::forward<M>(m));
-    if (c.stopped()) return inner;
     auto out =
         detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
     if (!detail::blocking_forbidden()) [[unlikely]]
@@ -110,7 +108,17 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     auto deadline =
         detail::ref_ptr<detail::ask_deadline<reply>>::adopt(new detail::ask_deadline<reply>(
             detail::ref_ptr<detail::actor_base>::share(&c), std::move(out)));
-    detail::ask_deadline<reply>::start(deadline, detail::saturated(timeout));
+    // The node holds the deadline's claim: if the deadline passes while the
+    // message is still queued, the message is skipped (ask_expired).
+    future<reply> inner;
+    detail::send(c, [&] {
+      auto* node = new detail::ask_node<core_type, message, reply, true>(
+          std::forward<M>(m), detail::ref_ptr<detail::run_claim>::share(deadline.get()));
+      inner =
+          detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
+      return node;
+    });
+    if (!c.stopped()) detail::ask_deadline<reply>::start(deadline, detail::saturated(timeout));
     detail::on_result(std::move(inner),
                       [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
     return f;

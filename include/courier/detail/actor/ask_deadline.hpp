@@ -5,6 +5,7 @@
 
 #include <asio/basic_waitable_timer.hpp>
 #include <asio/wait_traits.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -60,14 +61,41 @@ class deadline_executor : public basic_executor<deadline_executor, actor_base> {
       : basic_executor(std::move(home), possibly, tracked) {}
 };
 
+// Which comes first for an ask with a deadline: its handler starting, or the
+// deadline passing while the message is still queued (the message is then
+// skipped). The asked message's node holds it.
+class run_claim : public ref_counted {
+ public:
+  // By the node about to run the handler: false when the ask expired.
+  bool try_start() noexcept { return claim(started); }
+  // By the deadline: true when the handler has not started and never will.
+  bool try_expire() noexcept { return claim(expired); }
+
+ protected:
+  run_claim() noexcept = default;
+  ~run_claim() override = default;
+
+ private:
+  static constexpr std::uint8_t queued = 0;
+  static constexpr std::uint8_t started = 1;
+  static constexpr std::uint8_t expired = 2;
+  bool claim(std::uint8_t to) noexcept {
+    std::uint8_t from = queued;
+    return phase_.compare_exchange_strong(from, to, std::memory_order_acq_rel);
+  }
+  std::atomic<std::uint8_t> phase_{queued};
+};
+
 // The timer behind an ask with a deadline. Whichever of the reply and the
 // timer comes first takes `out` and completes it; the other finds it gone.
+// The timer fails it with ask_expired when the handler had not started (and
+// now never will), with ask_timeout otherwise.
 // It keeps the actor (and so its execution context) alive. The timer is made
 // and touched only while the context is open: making the first timer of a
 // context creates Asio's timer service and reactor in it, which must not
 // race the context's shutdown.
 template <class R>
-class ask_deadline final : public ref_counted {
+class ask_deadline final : public run_claim {
  public:
   ask_deadline(ref_ptr<actor_base> home, ref_ptr<future_state<R>> out)
       : home_(std::move(home)), out_(std::move(out)) {}
@@ -81,7 +109,10 @@ class ask_deadline final : public ref_counted {
       self->timer_->expires_after(timeout);
       self->timer_->async_wait([self](const std::error_code& ec) {
         if (ec) return;
-        if (auto out = self->take()) out->try_set_exception(std::make_exception_ptr(ask_timeout()));
+        if (auto out = self->take()) {
+          out->try_set_exception(self->try_expire() ? std::make_exception_ptr(ask_expired())
+                                                    : std::make_exception_ptr(ask_timeout()));
+        }
       });
     };
     run_if_open(*self->home_, arm);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/ask_deadline.hpp"
 #include "courier/detail/actor/coroutine_turn.hpp"
 #include "courier/detail/actor/message_traits.hpp"
 #include "courier/detail/future/continuation_home.hpp"
@@ -57,21 +58,39 @@ class tell_node final : public mailbox_node, public recycled {
   M msg_;
 };
 
+// What an ask_node without a deadline holds in place of a run_claim.
+struct no_run_claim {};
+
 // A message sent with ask(), fused with the shared state of its reply: one
 // allocation per ask. The node starts with two references: its own as the
 // replying side, and the one the asker's future adopts. The reply (or the
 // handler's exception, or actor_stopped when abandoned) completes the state.
-template <class Core, class M, class R>
+// An ask with a deadline (`Expiring`) holds the deadline's run_claim: if the
+// deadline passed before the node runs, the handler is skipped and the
+// state fails with ask_expired.
+template <class Core, class M, class R, bool Expiring = false>
 class ask_node final : public mailbox_node, public future_state<R>, public recycled {
  public:
   template <class A>
-  explicit ask_node(A&& m) : future_state<R>(2) {
+  explicit ask_node(A&& m) requires(!Expiring) : future_state<R>(2) {
+    ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
+  }
+  template <class A>
+  ask_node(A&& m, ref_ptr<run_claim> claim) requires(Expiring)
+      : future_state<R>(2), claim_(std::move(claim)) {
     ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
   }
   ~ask_node() override {}
 
   void run(continuation_home& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
+    if constexpr (Expiring) {
+      if (!claim_->try_start()) {
+        this->try_set_exception(std::make_exception_ptr(ask_expired()));
+        finish();
+        return;
+      }
+    }
     core.before_handler();
     bool handed_over = false;
     try {
@@ -129,6 +148,7 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
   union {
     M msg_;
   };
+  [[no_unique_address]] std::conditional_t<Expiring, ref_ptr<run_claim>, no_run_claim> claim_;
 };
 
 }  // namespace courier::detail

@@ -52,8 +52,8 @@ using bench::workload_sizes;
 // --- workloads and implementations -------------------------------------------
 
 const std::vector<std::string> all_workloads = {"w1", "w1hot", "w2", "w2x64", "w3", "w4"};
-const std::vector<std::string> all_impls = {"courier", "asio_strand", "floor",
-                                            "mutex",   "sequential",  "caf"};
+const std::vector<std::string> all_impls = {"courier", "courier_coro", "asio_strand", "floor",
+                                            "mutex",   "sequential",   "caf"};
 
 bool known(const std::vector<std::string>& names, const std::string& n) {
   return std::find(names.begin(), names.end(), n) != names.end();
@@ -61,7 +61,8 @@ bool known(const std::vector<std::string>& names, const std::string& n) {
 
 // Whether `impl` has a version of `workload`.
 bool applies(const std::string& workload, const std::string& impl) {
-  if (impl == "mutex" || impl == "sequential") return workload == "w1" || workload == "w1hot";
+  if (impl == "courier_coro" || impl == "mutex" || impl == "sequential")
+    return workload == "w1" || workload == "w1hot";
 #ifdef COURIER_BENCH_HAVE_CAF
   if (impl == "caf") return true;
 #endif
@@ -97,6 +98,7 @@ measurement run_measurement(const std::string& w, const std::string& impl, std::
   if (w == "w1" || w == "w1hot") {
     const std::size_t accounts = w == "w1" ? s.accounts : 2;
     if (impl == "courier") return bench::w1_courier(s, accounts, threads);
+    if (impl == "courier_coro") return bench::w1_courier_coro(s, accounts, threads);
     if (impl == "asio_strand") return bench::w1_asio_strand(s, accounts, threads);
     if (impl == "floor") return bench::w1_floor(s, accounts);
     if (impl == "mutex") return bench::w1_mutex(s, accounts, threads);
@@ -499,7 +501,8 @@ void print_help() {
   std::printf(
       "usage: courier_bench [options]\n"
       "  --workloads LIST  comma-separated, from w1,w1hot,w2,w2x64,w3,w4 (default: all)\n"
-      "  --impls LIST      comma-separated, from courier,asio_strand,floor,mutex,sequential,caf\n"
+      "  --impls LIST      comma-separated, from courier,courier_coro,asio_strand,floor,mutex,\n"
+      "                    sequential,caf\n"
       "                    (default: all that apply to each workload)\n"
       "  --threads LIST    thread counts to sweep (default 1,2); floor and sequential always\n"
       "                    run on one thread and are measured once\n"

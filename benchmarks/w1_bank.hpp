@@ -3,6 +3,9 @@
 //   courier      the accounts of a bank::bank (examples/bank, spawned with
 //                bank::account_options() as the bank spawns them), driven by
 //                bank::w1_driver, the driver of `bank simulate`
+//   courier_coro the same, each transfer a bank::Transfer message: one
+//                coroutine handler of the source account (accounts spawned
+//                with bank::coroutine_account_options())
 //   asio_strand  one asio::strand per account over asio::thread_pool: a withdraw
 //                handler, then a deposit handler, then the reply posted back to
 //                the pool as a callback that draws the client's next transfer
@@ -29,24 +32,40 @@
 
 namespace bench {
 
-inline measurement w1_courier(const workload_sizes& s, std::size_t account_count,
-                              std::size_t threads) {
-  courier::thread_pool pool{threads};
-  bank::bank b(pool);
-  const std::vector<bank::account_ref> accounts =
-      bank::open_w1_accounts(b, account_count, s.initial_balance);
+// Runs W1's clients over `accounts` with the driver of `bank simulate`
+// (without its latency recording and progress polling), and checks the bank.
+inline measurement drive_w1(const workload_sizes& s, const std::vector<bank::account_ref>& accounts,
+                            bank::w1_driver_options o = {}) {
   std::vector<bank_client> clients = make_clients(s);
-  // The driver of `bank simulate`, without its latency recording and
-  // progress polling.
-  bank::w1_driver<bank::account> driver(accounts, clients);
+  bank::w1_driver<bank::account> driver(accounts, clients, o);
   const clock::time_point t0 = clock::now();
   driver.start();
   driver.wait();
   const clock::time_point t1 = clock::now();
   measurement m;
   m.seconds = seconds_between(t0, t1);
-  check_bank(m, s, account_count, clients, bank::read_balances(accounts));
+  check_bank(m, s, accounts.size(), clients, bank::read_balances(accounts));
   return m;
+}
+
+inline measurement w1_courier(const workload_sizes& s, std::size_t account_count,
+                              std::size_t threads) {
+  courier::thread_pool pool{threads};
+  bank::bank b(pool);
+  return drive_w1(s, bank::open_w1_accounts(b, account_count, s.initial_balance));
+}
+
+inline measurement w1_courier_coro(const workload_sizes& s, std::size_t account_count,
+                                   std::size_t threads) {
+  courier::thread_pool pool{threads};
+  std::vector<bank::account_ref> accounts;
+  accounts.reserve(account_count);
+  for (std::size_t i = 0; i < account_count; ++i)
+    accounts.push_back(courier::spawn<bank::account, bank::account_msg>(
+        pool, bank::account{s.initial_balance}, bank::coroutine_account_options()));
+  bank::w1_driver_options o;
+  o.coroutine = true;
+  return drive_w1(s, accounts, o);
 }
 
 /// An account as a plain Asio handler target: an executor to post to (a

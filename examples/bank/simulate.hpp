@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "bank.hpp"
@@ -113,6 +114,10 @@ std::vector<std::uint64_t> read_balances(const std::vector<basic_account_ref<Acc
 /// How a w1_driver runs its clients.
 struct w1_driver_options {
   bool record_latency = false;  ///< each client keeps the latency of each reply
+  /// Each transfer is a Transfer message, the source account's coroutine
+  /// handler, instead of try_transfer()'s reply chain. For accounts whose
+  /// State is `account`, spawned with coroutine_account_options().
+  bool coroutine = false;
   /// When set, no client sends a transfer after it.
   std::optional<std::chrono::steady_clock::time_point> deadline;
 };
@@ -155,7 +160,7 @@ class w1_driver {
     --c.remaining;
     const w1_transfer t = draw_w1_transfer(c.rng, accounts_.size());
     if (options_.record_latency) c.started = clock_type::now();
-    try_transfer(accounts_[t.from], accounts_[t.to], t.amount).then([this, &c](errc e) {
+    send_transfer(t).then([this, &c](errc e) {
       if (options_.record_latency) {
         const auto ns =
             std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - c.started);
@@ -169,6 +174,13 @@ class w1_driver {
       c.done.store(c.ok + c.rejected, std::memory_order_relaxed);
       step(c);
     });
+  }
+
+  courier::future<errc> send_transfer(const w1_transfer& t) const {
+    if constexpr (std::is_same_v<Account, account>) {
+      if (options_.coroutine) return accounts_[t.from].ask(Transfer{accounts_[t.to], t.amount});
+    }
+    return try_transfer(accounts_[t.from], accounts_[t.to], t.amount);
   }
 
   const std::vector<basic_account_ref<Account>>& accounts_;

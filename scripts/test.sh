@@ -47,7 +47,7 @@ build_and_test() {
 sanitizer_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g")
 
 (
-  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
   build_and_test build/tsan "${sanitizer_flags[@]}" -DCOURIER_SANITIZE=thread
 )
 (

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <courier.hpp>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -71,23 +72,36 @@ struct slow_record {  // records value + 1000 before the gate, value after it
 };
 struct throw_before {};
 struct throw_after {};
+struct slow_fail {  // records value, waits at the gate, throws
+  int value;
+};
 struct history {};
 struct check_executor {};
 struct relay {  // asks the gate from inside a coroutine, then records
   int value;
 };
 
-using msg =
-    std::variant<record, slow_record, throw_before, throw_after, history, check_executor, relay>;
+using msg = std::variant<record, slow_record, throw_before, throw_after, history, check_executor,
+                         relay, slow_fail>;
 
 struct recorder {
   gate g;
   std::vector<int> seen;
+  // Written by the destructor of a local of slow_record's frame; on the heap,
+  // so that a write after the State is destroyed is caught by ASan.
+  std::shared_ptr<int> frames_done = std::make_shared<int>(0);
+
+  // A local whose destructor touches the State, as RAII cleanup may.
+  struct state_touching_local {
+    recorder* r;
+    ~state_touching_local() { ++*r->frames_done; }
+  };
 
   void handle(record r) { seen.push_back(r.value); }
 
   asio::awaitable<int> handle(slow_record r) {
     frame_local local;
+    state_touching_local touch{this};
     seen.push_back(r.value + 1000);
     co_await g.async_ask(wait_at_gate{}, asio::use_awaitable);
     seen.push_back(r.value);
@@ -118,6 +132,12 @@ struct recorder {
     co_await t.async_wait(asio::use_awaitable);
     const bool after = ex.target<courier::actor_executor>()->running_in_this_thread();
     co_return before&& after;
+  }
+
+  asio::awaitable<void> handle(slow_fail f) {
+    seen.push_back(f.value);
+    co_await g.async_ask(wait_at_gate{}, asio::use_awaitable);
+    throw std::runtime_error("slow_fail");
   }
 
   asio::awaitable<void> handle(relay r) {
@@ -250,6 +270,31 @@ TEST_CASE("coroutine: restart from the last good State rolls the whole coroutine
     // -2 before the co_await and -3 after it are both undone.
     CHECK_THROWS_WITH(a.ask(throw_after{}).get(), "after");
     CHECK(history_of(a) == std::vector<int>{1});
+  }
+}
+
+TEST_CASE(
+    "coroutine: interleave: restart from the last good State restores the State from "
+    "before the most recent message, at every failure",
+    "[coroutine]") {
+  for (std::size_t threads : {1, 2, 4}) {
+    courier::thread_pool pool{threads};
+    auto g = make_gate(pool);
+    courier::spawn_options<recorder> o;
+    o.policy = courier::failure_policy::restart;
+    o.restart_from = courier::restart_point::last_good;
+    auto a = spawn_recorder(pool, g, courier::reentrancy::interleave, o);
+    a.tell(record{1});
+    auto first = a.ask(slow_fail{2});
+    auto second = a.ask(slow_fail{3});
+    CHECK(history_of(a) == std::vector<int>{1, 2, 3});
+    g.tell(open_gate{});
+    CHECK_THROWS_WITH(first.get(), "slow_fail");
+    CHECK_THROWS_WITH(second.get(), "slow_fail");
+    // Both failures restart the actor (neither stops it), each from the copy
+    // taken before the most recent message (history, asked above).
+    CHECK_FALSE(a.stopped());
+    CHECK(history_of(a) == std::vector<int>{1, 2, 3});
   }
 }
 

@@ -263,15 +263,19 @@ class actor_base : public continuation_home {
   [[gnu::noinline]] void drain_with_turns() noexcept { (void)run_batches<true>(); }
 
   // The stopped actor's turns answer their askers and its held nodes are
-  // abandoned; then the State goes.
+  // abandoned; then the State goes, unless a coroutine is still suspended:
+  // its frame, destroyed when what it awaits completes, may still touch the
+  // State (a local's destructor), so the State then goes with the actor,
+  // which lives as long as any frame (each holds its turn's executor).
   void release_state_once() noexcept {
     if (!mailbox_.take_state_release()) return;
+    bool suspended = false;
     if (turns_) {
       std::uint32_t held = turns_->held_count();
-      turns_->end_all();
+      suspended = turns_->end_all();
       if (held != 0) room_.release(held, *this);
     }
-    release_state();
+    if (!suspended) release_state();
   }
 
   // First, so that they sit in the padding after the reference count.

@@ -53,7 +53,7 @@ class turns {
   explicit turns(bool atomic) noexcept : atomic_(atomic) {}
   turns(const turns&) = delete;
   turns& operator=(const turns&) = delete;
-  ~turns() { end_all(); }
+  ~turns() { (void)end_all(); }
 
   // Registers `t` as started; in atomic mode the actor now belongs to it
   // until it ends. Returns its id.
@@ -77,7 +77,9 @@ class turns {
 
   // The actor stopped: every turn's asker learns actor_stopped, the held
   // messages are abandoned, and the actor belongs to no turn any more.
-  void end_all() noexcept {
+  // Returns whether any turn was still in progress.
+  bool end_all() noexcept {
+    const bool any = active_ != nullptr;
     holder_.store(0, std::memory_order_relaxed);
     while (active_ != nullptr) {
       turn* t = active_;
@@ -87,6 +89,7 @@ class turns {
       t->release();
     }
     while (mailbox_node* n = take_held()) n->abandon();
+    return any;
   }
 
   // The turn the actor belongs to (atomic mode, while one is in progress),

@@ -120,6 +120,9 @@ class actor_base : public continuation_home {
   // actor may run at once rather than be queued.
   bool may_run_now(std::uint32_t id) const noexcept { return !turns_ || turns_->may_run(id); }
 
+  // Whether a coroutine handler has started and not ended.
+  bool has_suspended_turns() const noexcept { return turns_ && turns_->has_active(); }
+
   // The turn the actor belongs to (atomic re-entrancy), or 0.
   std::uint32_t holding_turn() const noexcept { return turns_ ? turns_->holder() : 0; }
   // As holding_turn(), from any thread, for an actor known to have had a

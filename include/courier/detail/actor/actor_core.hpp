@@ -103,8 +103,8 @@ class actor_core : public actor_base {
   // Continuations change the State too, and run as mailbox nodes courier
   // builds elsewhere; copying after each success would have to copy after
   // them as well (or lose what they did), while a copy taken as the next
-  // handler starts already includes it. Restoring copies too (a failure is
-  // rare). The copy is assigned into the one kept, so a State holding containers
+  // handler starts already includes it. Restoring is then a move, not a copy.
+  // The copy is assigned into the one kept, so a State holding containers
   // reuses their storage instead of allocating per message.
   void keep_last_good() noexcept final {
     if constexpr (std::is_copy_constructible_v<State>) {
@@ -123,20 +123,19 @@ class actor_core : public actor_base {
   }
 
  private:
-  // The State becomes a copy of the kept one, which stays: a failure before
-  // the next handler takes a new copy (a coroutine's step in interleave
-  // mode, after another coroutine failed) restores it again. False when
-  // there is none to restore.
+  // The kept copy becomes the State; it is consumed, and the next handler
+  // takes a new one before it runs. While coroutines are suspended, one of
+  // them may fail before any next handler (interleave mode): a new copy is
+  // taken at once, so that it restarts the actor too rather than stopping
+  // it. False when there is none to restore.
   bool restore_last_good() {
-    if constexpr (std::is_copy_constructible_v<State>) {
-      std::optional<State>& good = *last_good_;
-      if (!good) return false;
-      state_.reset();
-      state_.emplace(*good);
-      return true;
-    } else {
-      return false;  // never kept (spawn_options::validate)
-    }
+    std::optional<State>& good = *last_good_;
+    if (!good) return false;
+    state_.reset();
+    state_.emplace(std::move(*good));
+    good.reset();
+    if (this->has_suspended_turns()) keep_last_good();
+    return true;
   }
 
   static bool keeps_last_good(const spawn_options<State>& o) noexcept {

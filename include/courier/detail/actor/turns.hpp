@@ -123,6 +123,9 @@ class turns {
     ++held_count_;
   }
 
+  // Whether any turn is in progress.
+  bool has_active() const noexcept { return active_ != nullptr; }
+
   // How many nodes are held back.
   std::uint32_t held_count() const noexcept { return held_count_; }
 

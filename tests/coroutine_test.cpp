@@ -1,12 +1,13 @@
 // Coroutine handlers: a handle(M) that returns asio::awaitable<R>, and what
 // the actor does while it is suspended (courier::reentrancy).
+#include <courier.hpp>
+
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
-#include <courier.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>

@@ -16,9 +16,10 @@
 // in one whose handlers fail on purpose.
 #pragma once
 
+#include <courier.hpp>
+
 #include <asio/awaitable.hpp>
 #include <asio/use_awaitable.hpp>
-#include <courier.hpp>
 #include <cstdint>
 #include <exception>
 #include <functional>

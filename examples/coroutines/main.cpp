@@ -3,8 +3,9 @@
 // bottom. What the greeter does while it waits is its reentrancy; and an ask
 // that would wait on itself is refused. The clock answers only when the
 // program lets it tick, so every line below comes out the same on every run.
-#include <asio/use_awaitable.hpp>
 #include <courier.hpp>
+
+#include <asio/use_awaitable.hpp>
 #include <cstdio>
 #include <deque>
 #include <string>

@@ -8,5 +8,7 @@
 #include "courier/future.hpp"
 #include "courier/result.hpp"
 #include "courier/spawn_options.hpp"
+#include "courier/steady_timer.hpp"
 #include "courier/supervision.hpp"
 #include "courier/thread_pool.hpp"
+#include "courier/timer.hpp"

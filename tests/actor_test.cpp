@@ -1,5 +1,9 @@
 #include "courier/actor.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/error.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
@@ -11,6 +15,7 @@
 #include <latch>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -354,6 +359,58 @@ TEST_CASE("actor: an ask whose deadline passes while it is queued expires unrun 
   // The expired message left the mailbox skipped: its handler never ran.
   CHECK(g.ask(Echoed{}).get() == 0);
   CHECK(g.ask(Echo{9}, std::chrono::seconds(30)).get() == 9);
+  CHECK(g.ask(Echoed{}).get() == 1);
+}
+
+TEST_CASE("actor: an async_ask cancelled while queued never runs (operation_aborted)", "[actor]") {
+  const int threads = GENERATE(1, 2, 4);
+  courier::thread_pool pool{static_cast<std::size_t>(threads)};
+  auto g = courier::spawn<counting_gate, counting_gate_msg>(pool);
+  auto entered = std::make_shared<std::latch>(1);
+  auto release = std::make_shared<std::latch>(1);
+  g.tell(Hold{entered, release});
+  entered->wait();
+  // Queued behind the held handler; its completion runs on the test's own
+  // io_context, so it cannot wait for the held worker.
+  asio::io_context io;
+  asio::cancellation_signal cancel;
+  std::exception_ptr error;
+  int reply = -1;
+  bool completed = false;
+  g.async_ask(Echo{7}, asio::bind_cancellation_slot(
+                           cancel.slot(), asio::bind_executor(io, [&](std::exception_ptr e, int r) {
+                             error = e;
+                             reply = r;
+                             completed = true;
+                           })));
+  CHECK(io.poll() == 0);  // not completed yet
+  cancel.emit(asio::cancellation_type::terminal);
+  io.run();  // completes at once, while the gate still holds the actor
+  REQUIRE(completed);
+  CHECK(reply == 0);
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == asio::error::operation_aborted);
+  }
+  release->count_down();
+  // The message was withdrawn: its handler never ran.
+  CHECK(g.ask(Echoed{}).get() == 0);
+  // A cancellation once the handler has started changes nothing.
+  auto entered2 = std::make_shared<std::latch>(1);
+  auto release2 = std::make_shared<std::latch>(1);
+  asio::cancellation_signal late;
+  bool held_done = false;
+  io.restart();
+  g.async_ask(Hold{entered2, release2},
+              asio::bind_cancellation_slot(
+                  late.slot(), asio::bind_executor(io, [&](auto...) { held_done = true; })));
+  entered2->wait();
+  late.emit(asio::cancellation_type::terminal);
+  release2->count_down();
+  io.run();
+  CHECK(held_done);
+  CHECK(g.ask(Echo{9}).get() == 9);
   CHECK(g.ask(Echoed{}).get() == 1);
 }
 

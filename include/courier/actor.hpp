@@ -1,6 +1,9 @@
 // courier/actor.hpp: actor handles, and spawn() which creates actors.
 #pragma once
 
+#include "courier/detail/asio_config.hpp"
+
+#include <asio/cancellation_signal.hpp>
 #include <chrono>
 #include <type_traits>
 #include <utility>
@@ -14,6 +17,7 @@
 #include "courier/spawn_options.hpp"
 #include "courier/supervision.hpp"
 #include "courier/thread_pool.hpp"
+#include "courier/timer.hpp"
 
 namespace courier {
 
@@ -141,14 +145,45 @@ class actor {
   /// outstanding work until it completes. On failure `R` is value-initialized.
   /// While the mailbox is full the request waits for room as async_tell()
   /// does, blocking no thread.
+  ///
+  /// Per-operation cancellation: when the handler has a cancellation slot
+  /// (`asio::bind_cancellation_slot`, a coroutine's, or one that
+  /// `asio::experimental::parallel_group` or awaitable operators give), a
+  /// cancellation of any type that arrives while the message is still
+  /// queued withdraws it: its handler never runs, and the operation
+  /// completes at once with a std::system_error holding
+  /// asio::error::operation_aborted. Once the handler has started, a
+  /// cancellation has no effect and the operation completes with the reply.
   /// @throws usage_error on an empty handle.
   template <class M, class CompletionToken>
   auto async_ask(M&& m, CompletionToken&& token) const;
 
+  /// Tells `m` to the actor once, `delay` from now on the actor's clock (the
+  /// steady clock; the virtual clock of a testing::deterministic_context the
+  /// actor runs on), and returns the timer, which must be kept: destroying it
+  /// cancels the message (see courier::timer). The message is queued past
+  /// the mailbox's bound and handled as a tell() of it would be; a handler
+  /// exception goes to the failure hook. A timer made once the actor has
+  /// stopped never fires. A delay too long for the clock waits as long as it
+  /// can.
+  /// @throws usage_error on an empty handle.
+  template <class M, class Rep, class Period>
+  [[nodiscard]] timer tell_after(std::chrono::duration<Rep, Period> delay, M&& m) const;
+
+  /// Tells a copy of `m` to the actor every `period` on the actor's clock,
+  /// the first `period` from now, until the returned timer ends (see
+  /// courier::timer: an expiry that finds the previous message still
+  /// queued sends nothing, and missed periods are skipped, not made up).
+  /// `m` must be copyable.
+  /// @throws usage_error on an empty handle, or if `period` is not positive.
+  template <class M, class Rep, class Period>
+  [[nodiscard]] timer tell_every(std::chrono::duration<Rep, Period> period, M&& m) const;
+
   /// Stops the actor: the handler running now finishes, queued tells are
   /// dropped, queued and later asks fail with actor_stopped, continuations
   /// attached inside it are dropped (their futures fail with actor_stopped),
-  /// and its State is destroyed. Idempotent; callable from inside the actor.
+  /// its timers end, and its State is destroyed. Idempotent; callable from
+  /// inside the actor.
   /// @throws usage_error on an empty handle.
   void stop() const;
 
@@ -173,6 +208,9 @@ class actor {
 
   explicit actor(detail::ref_ptr<core_type> core) noexcept : core_(std::move(core)) {}
   core_type& core() const;
+  template <class M, class Complete>
+  void start_async_ask(core_type& c, M&& msg, Complete complete,
+                       asio::cancellation_slot* slot) const;
 
   detail::ref_ptr<core_type> core_;
 };

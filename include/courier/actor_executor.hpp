@@ -88,11 +88,13 @@ class actor_executor : public detail::basic_executor<actor_executor, detail::act
 };
 
 namespace detail {
-// Makes the executors of an actor's coroutine turns.
+// Makes the executors of an actor's coroutine turns, and finds the actor of an
+// executor.
 struct actor_executor_access {
   static actor_executor for_turn(ref_ptr<actor_base> a, std::uint32_t turn) noexcept {
     return actor_executor(std::move(a), true, false, turn);
   }
+  static actor_base& actor_of(const actor_executor& ex) noexcept { return ex.target(); }
 };
 }  // namespace detail
 

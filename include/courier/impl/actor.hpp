@@ -3,15 +3,19 @@
 
 #include "courier/detail/asio_config.hpp"
 
+#include <asio/associated_cancellation_slot.hpp>
 #include <asio/async_result.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <exception>
 #include <type_traits>
 #include <utility>
 
 #include "courier/detail/actor/actor_on.hpp"
+#include "courier/detail/actor/ask_cancellation.hpp"
 #include "courier/detail/actor/ask_deadline.hpp"
 #include "courier/detail/actor/async_completion.hpp"
 #include "courier/detail/actor/message_nodes.hpp"
+#include "courier/detail/actor/message_timer.hpp"
 #include "courier/detail/actor/send.hpp"
 #include "courier/detail/actor/wait_for_graph.hpp"
 #include "courier/detail/future/future_access.hpp"
@@ -118,7 +122,7 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
           detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
       return node;
     });
-    if (!c.stopped()) detail::ask_deadline<reply>::start(deadline, detail::saturated(timeout));
+    if (!c.stopped()) deadline->start(detail::saturated(timeout));
     detail::on_result(std::move(inner),
                       [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
     return f;
@@ -141,43 +145,113 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
   return asio::async_initiate<CompletionToken, signature>(
       [](auto&& handler, const actor& self, message msg) {
         core_type& c = self.core();
-        auto complete =
-            detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
-                                            detail::ref_ptr<detail::actor_base>::share(&c));
-        // Asked by a coroutine that holds its actor: the wait goes into the
-        // wait-for graph until the reply comes, or the ask is refused if it
-        // would close a cycle.
-        detail::actor_base* asker = detail::held_asker();
-        const std::uint32_t turn = asker != nullptr ? asker->holding_turn() : 0;
-        if (asker != nullptr && !detail::wait_for_graph::global().try_wait(*asker, turn, c)) {
-          complete(result<reply>::failure(std::make_exception_ptr(would_deadlock())));
-          return;
+        asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) {
+          self.start_async_ask(c, std::move(msg),
+                               detail::async_completion<reply>(
+                                   detail::slot_clearing<std::decay_t<decltype(handler)>>{
+                                       std::forward<decltype(handler)>(handler), slot},
+                                   detail::ref_ptr<detail::actor_base>::share(&c)),
+                               &slot);
+        } else {
+          self.start_async_ask(
+              c, std::move(msg),
+              detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
+                                              detail::ref_ptr<detail::actor_base>::share(&c)),
+              nullptr);
         }
-        detail::ask_node<core_type, message, reply>* node = nullptr;
-        try {
-          node = new detail::ask_node<core_type, message, reply>(std::move(msg));
-          auto reply_future = detail::future_access::make(
-              detail::ref_ptr<detail::future_state<reply>>::adopt(node));
-          if (asker == nullptr) {
-            detail::on_result(std::move(reply_future), std::move(complete));
-          } else {
-            detail::on_result(std::move(reply_future),
-                              [complete = std::move(complete), turn, target = &c,
-                               asker = detail::ref_ptr<detail::actor_base>::share(asker)](
-                                  result<reply>&& r) mutable {
-                                detail::wait_for_graph::global().done(*asker, turn, *target);
-                                complete(std::move(r));
-                              });
-          }
-        } catch (...) {
-          if (asker != nullptr) detail::wait_for_graph::global().done(*asker, turn, c);
-          if (node != nullptr) node->abandon();  // never queued: give up its message and reference
-          throw;
-        }
-        // The ask_node answers (or fails with actor_stopped) through its own state.
-        detail::send_async(c, node, [](bool) {});
       },
       token, *this, message(std::forward<M>(m)));
+}
+
+template <class State, class Msg>
+template <class M, class Complete>
+void actor<State, Msg>::start_async_ask(core_type& c, M&& msg, Complete complete,
+                                        asio::cancellation_slot* slot) const {
+  using message = std::remove_cvref_t<M>;
+  using reply = reply_type<message>;
+  // Asked by a coroutine that holds its actor: the wait goes into the
+  // wait-for graph until the reply comes, or the ask is refused if it would
+  // close a cycle.
+  detail::actor_base* asker = detail::held_asker();
+  const std::uint32_t turn = asker != nullptr ? asker->holding_turn() : 0;
+  if (asker != nullptr && !detail::wait_for_graph::global().try_wait(*asker, turn, c)) {
+    complete(result<reply>::failure(std::make_exception_ptr(would_deadlock())));
+    return;
+  }
+  auto finish = [complete = std::move(complete), turn, target = &c,
+                 asker =
+                     detail::ref_ptr<detail::actor_base>::share(asker)](result<reply>&& r) mutable {
+    if (asker) detail::wait_for_graph::global().done(*asker, turn, *target);
+    complete(std::move(r));
+  };
+  detail::mailbox_node* node = nullptr;
+  try {
+    if (slot == nullptr) {
+      auto* n = new detail::ask_node<core_type, message, reply>(std::move(msg));
+      node = n;
+      detail::on_result(
+          detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(n)),
+          std::move(finish));
+    } else {
+      // The node and the cancellation slot race on one claim: cancelled while
+      // the message is queued, it is skipped and the operation completes at
+      // once with operation_aborted.
+      using shared = detail::cancellable_ask<reply, decltype(finish)>;
+      auto ask = detail::ref_ptr<shared>::adopt(new shared(std::move(finish)));
+      auto* n = new detail::ask_node<core_type, message, reply, true>(
+          std::move(msg), detail::ref_ptr<detail::run_claim>::share(ask.get()));
+      node = n;
+      detail::on_result(
+          detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(n)),
+          [ask](result<reply>&& r) { ask->reply(std::move(r)); });
+      slot->template emplace<detail::ask_canceller<shared>>(std::move(ask));
+    }
+  } catch (...) {
+    if (asker != nullptr) detail::wait_for_graph::global().done(*asker, turn, c);
+    if (node != nullptr) node->abandon();  // never queued: give up its message and reference
+    throw;
+  }
+  // The ask_node answers (or fails with actor_stopped) through its own state.
+  detail::send_async(c, node, [](bool) {});
+}
+
+template <class State, class Msg>
+template <class M, class Rep, class Period>
+timer actor<State, Msg>::tell_after(std::chrono::duration<Rep, Period> delay, M&& m) const {
+  using message = std::remove_cvref_t<M>;
+  if constexpr (detail::tell_check<message, State, Msg>::ok) {
+    core_type& c = core();
+    auto t = detail::ref_ptr<detail::message_timer<core_type, message>>::adopt(
+        new detail::message_timer<core_type, message>(
+            detail::ref_ptr<detail::actor_base>::share(&c), std::forward<M>(m),
+            std::chrono::steady_clock::duration::zero()));
+    t->start(detail::saturated(delay));
+    return detail::timer_access::make(std::move(t));
+  } else {
+    return {};
+  }
+}
+
+template <class State, class Msg>
+template <class M, class Rep, class Period>
+timer actor<State, Msg>::tell_every(std::chrono::duration<Rep, Period> period, M&& m) const {
+  using message = std::remove_cvref_t<M>;
+  static_assert(std::is_copy_constructible_v<message>,
+                "courier: tell_every() sends a copy of its message each time, so the message "
+                "must be copyable");
+  if constexpr (detail::tell_check<message, State, Msg>::ok) {
+    core_type& c = core();
+    const std::chrono::steady_clock::duration every = detail::saturated(period);
+    if (every <= every.zero()) throw usage_error("tell_every() with a period that is not positive");
+    auto t = detail::ref_ptr<detail::message_timer<core_type, message>>::adopt(
+        new detail::message_timer<core_type, message>(
+            detail::ref_ptr<detail::actor_base>::share(&c), std::forward<M>(m), every));
+    t->start(every);
+    return detail::timer_access::make(std::move(t));
+  } else {
+    return {};
+  }
 }
 
 template <class State, class Msg>

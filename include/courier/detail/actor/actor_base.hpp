@@ -7,16 +7,19 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <thread>
 
+#include "courier/detail/actor/actor_timers.hpp"
 #include "courier/detail/actor/mailbox.hpp"
 #include "courier/detail/actor/mailbox_capacity.hpp"
 #include "courier/detail/actor/turns.hpp"
 #include "courier/detail/deferred_call.hpp"
 #include "courier/detail/future/continuation_home.hpp"
+#include "courier/detail/scheduler/virtual_clock.hpp"
 #include "courier/detail/this_thread.hpp"
 #include "courier/spawn_options.hpp"
 #include "courier/supervision.hpp"
@@ -129,6 +132,20 @@ class actor_base : public continuation_home {
   // coroutine turn (see wait_for_graph); the answer may lag.
   std::uint32_t holding_turn_from_anywhere() const noexcept { return turns_->holder(); }
 
+  // --- timers -------------------------------------------------------------------
+
+  // The list of the actor's timers, made by the first; from any thread.
+  actor_timers& timers() {
+    actor_timers* t = timers_.load(std::memory_order_acquire);
+    if (t != nullptr) return *t;
+    auto* fresh = new actor_timers();
+    if (timers_.compare_exchange_strong(t, fresh, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+      return *fresh;
+    delete fresh;
+    return *t;
+  }
+
   // --- failures ------------------------------------------------------------------
 
   // Before a handler whose failure applies the failure policy: keeps a copy
@@ -155,6 +172,10 @@ class actor_base : public continuation_home {
   // have no executor of their own are delivered.
   virtual asio::any_io_executor context_executor() const = 0;
 
+  // The virtual clock the actor's timers follow (a deterministic testing
+  // context's), or null for the steady clock.
+  virtual virtual_clock* virtual_time() const noexcept = 0;
+
   // Runs `f` now if the execution context still accepts work, serialized
   // with its shutdown, and returns whether it ran. For touching objects that
   // belong to the context (timers) without racing its destruction.
@@ -178,6 +199,8 @@ class actor_base : public continuation_home {
     mailbox_.set_batch(batch);
     room_.set_capacity(capacity);
   }
+
+  ~actor_base() override { delete timers_.load(std::memory_order_acquire); }
 
   failure_policy policy() const noexcept { return static_cast<failure_policy>(policy_); }
 
@@ -265,13 +288,14 @@ class actor_base : public continuation_home {
 
   [[gnu::noinline]] void drain_with_turns() noexcept { (void)run_batches<true>(); }
 
-  // The stopped actor's turns answer their askers and its held nodes are
-  // abandoned; then the State goes, unless a coroutine is still suspended:
+  // The stopped actor's timers end, its turns answer their askers and its
+  // held nodes are abandoned; then the State goes, unless a coroutine is still suspended:
   // its frame, destroyed when what it awaits completes, may still touch the
   // State (a local's destructor), so the State then goes with the actor,
   // which lives as long as any frame (each holds its turn's executor).
   void release_state_once() noexcept {
     if (!mailbox_.take_state_release()) return;
+    if (actor_timers* t = timers_.load(std::memory_order_acquire)) t->close();
     bool suspended = false;
     if (turns_) {
       std::uint32_t held = turns_->held_count();
@@ -289,6 +313,8 @@ class actor_base : public continuation_home {
   mailbox_capacity room_;
   // Made by the first coroutine handler.
   std::unique_ptr<turns> turns_;
+  // Made by the first timer.
+  std::atomic<actor_timers*> timers_{nullptr};
 };
 
 // actor_base::run_if_open for any callable.

@@ -33,6 +33,7 @@ class actor_on final : public actor_core<State, Msg> {
 
   asio::execution_context& context() const noexcept override { return where_.context(); }
   asio::any_io_executor context_executor() const override { return where_.executor(); }
+  virtual_clock* virtual_time() const noexcept override { return where_.virtual_time(); }
   bool drains_on_this_thread() const noexcept override { return where_.drains_on_this_thread(); }
   bool run_if_open(void (*f)(void*), void* arg) noexcept override {
     return where_.run_if_open(f, arg);

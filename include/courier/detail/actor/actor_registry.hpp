@@ -1,11 +1,12 @@
-// The actors live on one courier::thread_pool, so that closing the pool can
-// stop them all.
+// The actors that live on one execution context (a courier::thread_pool's or
+// a user's), so that closing or shutting down the context stops them all.
 #pragma once
 
 #include "courier/detail/asio_config.hpp"
 
 #include <asio/execution_context.hpp>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "courier/detail/actor/actor_base.hpp"
@@ -22,21 +23,13 @@ struct registry_entry {
   registry_entry* next = nullptr;
 };
 
-// An Asio service of the pool's execution context, as Asio keeps a strand's
-// bookkeeping in the strand service: it lives exactly as long as the
-// context. It listens for the pool's close, and stops every actor then
-// (before the workers are joined, unless the close is graceful); the
-// context's shutdown of its services does so again for any latecomer.
-class actor_registry final : public asio::execution_context::service, public close_listener {
+// The actors enrolled on one execution context, behind the registry service:
+// reference-counted so that an actor outliving its context (a handle
+// destroyed after the user's io_context) can still withdraw.
+class actor_list final : public ref_counted {
  public:
-  using key_type = actor_registry;
-  static inline asio::execution_context::id id;
-
-  // Made by thread_pool, on its core's context.
-  explicit actor_registry(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
-
-  // Records an actor. False once the registry shut down, or when `open()`,
-  // asked under the registry's lock, says the pool no longer admits work.
+  // Records an actor. False once the list closed, or when `open()`, asked
+  // under the list's lock, says the context no longer admits work.
   template <class Open>
   bool enroll(registry_entry& e, Open&& open) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -47,8 +40,6 @@ class actor_registry final : public asio::execution_context::service, public clo
     return true;
   }
 
-  void pool_closing() noexcept override { stop_all(); }
-
   void withdraw(registry_entry& e) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     if (e.prev) e.prev->next = e.next;
@@ -57,12 +48,8 @@ class actor_registry final : public asio::execution_context::service, public clo
     e.prev = e.next = nullptr;
   }
 
- private:
-  void shutdown() override { stop_all(); }
-
-  // Stops every registered actor, on the closing thread, and refuses new
-  // ones: with the pool's gate shut, each stop of an idle actor abandons its
-  // queued work here; a running one abandons the rest itself.
+  // Stops every enrolled actor, on the calling thread, and refuses new
+  // ones.
   void stop_all() noexcept {
     std::vector<ref_ptr<actor_base>> live;
     {
@@ -75,9 +62,48 @@ class actor_registry final : public asio::execution_context::service, public clo
     for (auto& a : live) a->stop();
   }
 
+ private:
   std::mutex mutex_;
   registry_entry* head_ = nullptr;
   bool closed_ = false;
+};
+
+// An Asio service of an execution context that actors run on, as Asio keeps
+// a strand's bookkeeping in the strand service: it lives exactly as long as
+// the context, and stops every actor spawned there when the context shuts
+// down, so that no actor (nor what its State holds) outlives its context
+// unstopped. On a courier pool it also listens for the pool's close, and
+// stops every actor then (before the workers are joined, unless the close is
+// graceful); the context's shutdown of its services does so again for any
+// latecomer. With the pool's gate shut, each stop of an idle actor abandons
+// its queued work on the stopping thread; a running one abandons the rest
+// itself. On a user's context, the stop queues the actor's last activation,
+// which the context's shutdown then destroys unrun, abandoning its work.
+class actor_registry final : public asio::execution_context::service, public close_listener {
+ public:
+  using key_type = actor_registry;
+  static inline asio::execution_context::id id;
+
+  explicit actor_registry(asio::execution_context& ctx)
+      : asio::execution_context::service(ctx),
+        list_(ref_ptr<actor_list>::adopt(new actor_list())) {}
+
+  // The list, for placements that may outlive the context.
+  const ref_ptr<actor_list>& list() const noexcept { return list_; }
+
+  // As actor_list's, for placements that keep the context alive (a pool's).
+  template <class Open>
+  bool enroll(registry_entry& e, Open&& open) noexcept {
+    return list_->enroll(e, std::forward<Open>(open));
+  }
+  void withdraw(registry_entry& e) noexcept { list_->withdraw(e); }
+
+  void pool_closing() noexcept override { list_->stop_all(); }
+
+ private:
+  void shutdown() override { list_->stop_all(); }
+
+  ref_ptr<actor_list> list_;
 };
 
 }  // namespace courier::detail

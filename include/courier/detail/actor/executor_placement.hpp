@@ -8,12 +8,16 @@
 #include <asio/execution_context.hpp>
 #include <asio/query.hpp>
 #include <asio/require.hpp>
+#include <concepts>
 #include <type_traits>
 #include <utility>
 
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/actor_registry.hpp"
 #include "courier/detail/deferred_call.hpp"
 #include "courier/detail/ref_counted.hpp"
+#include "courier/detail/scheduler/virtual_clock.hpp"
+#include "courier/errors.hpp"
 
 namespace courier::detail {
 
@@ -45,8 +49,21 @@ class executor_placement {
   explicit executor_placement(const Executor& ex)
       : ex_(asio::require(ex, asio::execution::blocking.never)) {}
 
-  void attach(actor_base&) noexcept {}
-  void detach(actor_base&) noexcept {}
+  // Only before attach(): the registry holds the address of the entry.
+  executor_placement(executor_placement&& o) noexcept : ex_(std::move(o.ex_)) {}
+  executor_placement& operator=(executor_placement&&) = delete;
+
+  // The actor is enrolled with its context's registry, which stops it when
+  // the context shuts down.
+  void attach(actor_base& a) {
+    actors_ = asio::use_service<actor_registry>(context()).list();
+    entry_.actor = &a;
+    if (!actors_->enroll(entry_, [] { return true; }))
+      throw usage_error("spawn() on an execution context that has shut down");
+  }
+  void detach(actor_base&) noexcept {
+    if (actors_) actors_->withdraw(entry_);
+  }
 
   bool schedule(actor_base& a) noexcept {
     asio::execution::execute(ex_, activation(&a));
@@ -78,11 +95,23 @@ class executor_placement {
     else
       return false;
   }
+  // The executor's virtual clock, where it has one (a deterministic testing
+  // context's executor).
+  virtual_clock* virtual_time() const noexcept {
+    if constexpr (requires {
+                    { ex_.query(virtual_time_t{}) } -> std::same_as<virtual_clock*>;
+                  })
+      return ex_.query(virtual_time_t{});
+    else
+      return nullptr;
+  }
 
  private:
   std::decay_t<decltype(asio::require(std::declval<const Executor&>(),
                                       asio::execution::blocking.never))>
       ex_;
+  ref_ptr<actor_list> actors_;
+  registry_entry entry_;
 };
 
 }  // namespace courier::detail

@@ -9,6 +9,7 @@
 
 #include "courier/detail/actor/actor_base.hpp"
 #include "courier/detail/deferred_call.hpp"
+#include "courier/detail/scheduler/virtual_clock.hpp"
 
 namespace courier::detail {
 
@@ -26,6 +27,8 @@ namespace courier::detail {
 //   thread once the place is closed.
 // - work_started(), work_finished(): outstanding work, as a work guard counts.
 // - context(), executor(): the Asio execution context and an executor of it.
+// - virtual_time(): the virtual clock of the place (a deterministic testing
+//   context's), or null.
 // - drains_on_this_thread(): whether the calling thread is one that runs
 //   the place's activations where a pool worker cannot be told from
 //   this_thread (a thread running the user's io_context, say).
@@ -52,6 +55,8 @@ concept placement = std::move_constructible<P> &&
   { cp.executor() } -> std::same_as<asio::any_io_executor>;
   { cp.drains_on_this_thread() }
   noexcept->std::same_as<bool>;
+  { cp.virtual_time() }
+  noexcept->std::same_as<virtual_clock*>;
 };
 
 }  // namespace courier::detail

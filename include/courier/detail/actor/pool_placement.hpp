@@ -14,6 +14,7 @@
 #include "courier/detail/ref_counted.hpp"
 #include "courier/detail/scheduler/pool_core.hpp"
 #include "courier/detail/scheduler/task.hpp"
+#include "courier/detail/scheduler/virtual_clock.hpp"
 #include "courier/errors.hpp"
 
 namespace courier::detail {
@@ -58,6 +59,8 @@ class pool_placement {
   }
   // Pool workers are known from this_thread.
   bool drains_on_this_thread() const noexcept { return false; }
+  // A pool's timers follow the steady clock.
+  virtual_clock* virtual_time() const noexcept { return nullptr; }
 
  private:
   struct activation_task final : task {

@@ -4,6 +4,8 @@
 #include "courier/detail/asio_config.hpp"
 
 #include <asio/detail/scheduler.hpp>
+#include <asio/detail/thread_context.hpp>
+#include <asio/detail/thread_info_base.hpp>
 #include <asio/execution_context.hpp>
 
 namespace courier::detail {
@@ -20,5 +22,23 @@ inline void stop_reactor_thread(asio::execution_context& ctx) {
   if (asio::has_service<asio::detail::scheduler>(ctx))
     asio::use_service<asio::detail::scheduler>(ctx).shutdown();
 }
+
+// Asio recycles the memory of handlers, coroutine frames and cancellation
+// handlers through a small per-thread cache, which only threads running one
+// of its own schedulers have; elsewhere every such allocation goes to the
+// heap. A courier pool worker declares itself such a thread for as long as
+// it lives (the key is this object, which no Asio scheduler looks for), so
+// that a coroutine handler's frames, made and freed on workers, are
+// recycled. The cache is emptied when the worker ends.
+class asio_thread_cache : private asio::detail::thread_context {
+ public:
+  asio_thread_cache() : top_(this, info_) {}
+  asio_thread_cache(const asio_thread_cache&) = delete;
+  asio_thread_cache& operator=(const asio_thread_cache&) = delete;
+
+ private:
+  asio::detail::thread_info_base info_;
+  thread_call_stack::context top_;
+};
 
 }  // namespace courier::detail

@@ -444,6 +444,7 @@ class pool_core final : public ref_counted {
   }
 
   void work(worker& me) noexcept {
+    asio_thread_cache recycling;
     this_thread.pool = this;
     this_thread.pool_worker = &me;
     me.seen_ticks.assign(workers_.size(), 0);

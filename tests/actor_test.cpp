@@ -332,6 +332,43 @@ TEST_CASE("actor: spawn on a user's io_context run by the user's threads", "[act
   for (auto& t : runners) t.join();
 }
 
+namespace {
+// Holds the promise of an ask it answers later, and says when it is destroyed.
+struct Later {};
+struct promising {
+  std::shared_ptr<bool> destroyed;
+  std::vector<courier::promise<int>> pending;
+  explicit promising(std::shared_ptr<bool> d) : destroyed(std::move(d)) {}
+  promising(promising&&) = default;
+  ~promising() {
+    if (destroyed) *destroyed = true;
+  }
+  courier::future<int> handle(Later) {
+    pending.emplace_back();
+    return pending.back().get_future();
+  }
+};
+}  // namespace
+
+TEST_CASE("actor: destroying an io_context stops its idle actors", "[actor]") {
+  // The State keeps the promise of an ask with a deadline, whose deadline
+  // keeps the actor alive: only the context's shutdown breaks that circle.
+  auto destroyed = std::make_shared<bool>(false);
+  courier::actor<promising, std::variant<Later>> a;
+  courier::future<int> late;
+  {
+    asio::io_context io;
+    a = courier::spawn<promising, std::variant<Later>>(io, promising(destroyed));
+    late = a.ask(Later{}, std::chrono::hours(1));
+    io.run_one();  // the handler runs; the actor is idle again
+    CHECK_FALSE(late.ready());
+  }
+  CHECK(*destroyed);
+  // The handler ran; the promise went with the State.
+  REQUIRE(late.ready());
+  CHECK_THROWS_AS(late.get(), courier::broken_promise);
+}
+
 TEST_CASE("actor: spawn on an asio::thread_pool instead of courier's scheduler", "[actor]") {
   const int threads = GENERATE(1, 2, 4);
   asio::thread_pool substrate{static_cast<std::size_t>(threads)};

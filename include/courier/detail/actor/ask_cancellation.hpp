@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "courier/detail/actor/ask_deadline.hpp"
+#include "courier/detail/recycled.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/result.hpp"
 
@@ -42,7 +43,7 @@ struct slot_clearing {
 // `Finish` (called once with a result<R>), which whichever of the reply and
 // a cancellation that finds the message unrun takes.
 template <class R, class Finish>
-class cancellable_ask final : public run_claim {
+class cancellable_ask final : public run_claim, public recycled {
  public:
   explicit cancellable_ask(Finish f) : finish_(std::move(f)) {}
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -351,8 +352,21 @@ struct poke {};
 struct wait_then_poke_next {};
 struct ask_myself {};
 struct call_next {};
+
+// A plain actor (no coroutine) whose handler forwards an ask and replies
+// with its reply.
+struct relay_poke {};
+struct relay_member {
+  std::function<courier::future<int>()> forward;
+  courier::future<int> handle(relay_poke) { return forward(); }
+};
+using relay_actor = courier::actor<relay_member, std::variant<relay_poke>>;
+struct call_via {
+  relay_actor relay;
+};
+
 struct ring_member;
-using ring_msg = std::variant<poke, wait_then_poke_next, ask_myself, call_next>;
+using ring_msg = std::variant<poke, wait_then_poke_next, ask_myself, call_next, call_via>;
 using ring_actor = courier::actor<ring_member, ring_msg>;
 // Filled by the test once every member is spawned, before any message.
 using ring_handles = std::shared_ptr<std::vector<ring_actor>>;
@@ -379,6 +393,10 @@ struct ring_member {
 
   asio::awaitable<int> handle(call_next) {
     co_return co_await next().async_ask(call_next{}, asio::use_awaitable);
+  }
+
+  asio::awaitable<int> handle(call_via c) {
+    co_return co_await c.relay.async_ask(relay_poke{}, asio::use_awaitable);
   }
 };
 
@@ -454,5 +472,40 @@ TEST_CASE(
       CHECK(poked == static_cast<int>(n) - 1);
       stop_ring(ring);
     }
+  }
+}
+
+TEST_CASE(
+    "coroutine: a call that comes back to an atomic actor through plain handlers that forward "
+    "it gets would_deadlock",
+    "[coroutine]") {
+  for (std::size_t threads : {1, 2, 4}) {
+    courier::thread_pool pool{threads};
+    auto g = make_gate(pool);
+    auto ring = make_ring(pool, g, 2);
+    const ring_actor a = (*ring)[0];
+    const ring_actor other = (*ring)[1];
+    auto relay_to = [&](std::function<courier::future<int>()> f) {
+      return courier::spawn<relay_member, std::variant<relay_poke>>(pool,
+                                                                    relay_member{std::move(f)});
+    };
+    // A's coroutine asks a relay, which asks A back.
+    relay_actor back = relay_to([a] { return a.ask(poke{}); });
+    CHECK_THROWS_AS(a.ask(call_via{back}).get(), courier::would_deadlock);
+    // Through two relays.
+    relay_actor second = relay_to([a] { return a.ask(poke{}); });
+    relay_actor first = relay_to([second] { return second.ask(relay_poke{}); });
+    CHECK_THROWS_AS(a.ask(call_via{first}).get(), courier::would_deadlock);
+    // Through a relay, another atomic coroutine and a relay.
+    relay_actor last = relay_to([a] { return a.ask(poke{}); });
+    relay_actor via_other = relay_to([other, last] { return other.ask(call_via{last}); });
+    CHECK_THROWS_AS(a.ask(call_via{via_other}).get(), courier::would_deadlock);
+    // A relay to an actor that does not wait for A completes.
+    relay_actor elsewhere = relay_to([other] { return other.ask(poke{}); });
+    CHECK(a.ask(call_via{elsewhere}).get() == 1);
+    // Nothing refused ran: A was poked by no relay.
+    CHECK(a.ask(poke{}).get() == 1);
+    for (auto* r : {&back, &second, &first, &last, &via_other, &elsewhere}) r->stop();
+    stop_ring(ring);
   }
 }

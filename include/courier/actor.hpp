@@ -110,7 +110,11 @@ class actor {
 
   /// Sends `m` and returns the future of the reply. The future fails with the
   /// handler's exception if it throws, and with actor_stopped if the actor
-  /// stops before handling `m`. A full mailbox is handled as by tell():
+  /// stops before handling `m`. Asked on behalf of a coroutine handler that
+  /// holds its actor (reentrancy::atomic), by that coroutine or by the
+  /// handler of a message it asked, the ask is refused with would_deadlock
+  /// when it would close a cycle of actors waiting on each other (nothing is
+  /// sent; see the README's coroutine section). A full mailbox is handled as by tell():
   /// blocking on a thread of your own, queued past the bound on a pool
   /// worker or inside an actor.
   /// @throws usage_error on an empty handle.
@@ -211,6 +215,10 @@ class actor {
   template <class M, class Complete>
   void start_async_ask(core_type& c, M&& msg, Complete complete,
                        asio::cancellation_slot* slot) const;
+  template <class M>
+  future<reply_type<M>> ask_extended(core_type& c, M&& m,
+                                     const std::chrono::steady_clock::duration* timeout,
+                                     detail::actor_base* origin, std::uint32_t origin_turn) const;
 
   detail::ref_ptr<core_type> core_;
 };

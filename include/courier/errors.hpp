@@ -45,11 +45,12 @@ class ask_expired : public ask_timeout {
 };
 
 /// An ask was refused because waiting for its reply would close a cycle of
-/// actors that each wait for the next: it was made by a coroutine handler
-/// of an actor with reentrancy::atomic (which handles nothing else while the
-/// coroutine waits), and its target is that same actor, or is itself held by
-/// a suspended atomic coroutine that waits, directly or through others like
-/// it, for the asker. The message was not sent; nothing changed.
+/// actors that each wait for the next: it was made on behalf of a coroutine
+/// handler of an actor with reentrancy::atomic (which handles nothing else
+/// while the coroutine waits), by the coroutine or by the handler of a
+/// message it asked, and its target is that same actor, or is itself held
+/// by a suspended atomic coroutine that waits, directly or through others
+/// like it, for that actor. The message was not sent; nothing changed.
 class would_deadlock : public error {
  public:
   would_deadlock()

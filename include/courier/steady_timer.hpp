@@ -33,10 +33,12 @@ namespace detail {
 // with success, when cancelled with operation_aborted.
 class timer_waits final : public alarm<ref_counted> {
  public:
-  // One async_wait: completes once, then deletes itself.
+  // One async_wait: completes once, or is destroyed unrun, and then deletes
+  // itself.
   class wait {
    public:
     virtual void complete(std::error_code ec) noexcept = 0;
+    virtual void destroy() noexcept = 0;
 
    protected:
     wait() = default;
@@ -67,8 +69,13 @@ class timer_waits final : public alarm<ref_counted> {
     steady_time at;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      w->next_ = waits_;
-      waits_ = w;
+      w->next_ = nullptr;
+      if (last_ != nullptr) {
+        last_->next_ = w;
+      } else {
+        waits_ = w;
+      }
+      last_ = w;
       at = expiry_;
     }
     arm(at);
@@ -83,25 +90,38 @@ class timer_waits final : public alarm<ref_counted> {
  private:
   void expired() noexcept override { complete_all(std::error_code()); }
 
-  std::size_t complete_all(std::error_code ec) noexcept {
-    wait* w = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      w = std::exchange(waits_, nullptr);
+  // The context shut down under the waits: they are destroyed unrun, as
+  // Asio destroys the operations of a context that shuts down (a coroutine
+  // suspended on one is destroyed with it).
+  void abandoned() noexcept override {
+    for (wait* w = take_all(); w != nullptr;) {
+      wait* next = w->next_;
+      w->destroy();
+      w = next;
     }
+  }
+
+  // In the order they were added, as Asio's timers complete theirs.
+  std::size_t complete_all(std::error_code ec) noexcept {
     std::size_t n = 0;
-    while (w != nullptr) {
+    for (wait* w = take_all(); w != nullptr; ++n) {
       wait* next = w->next_;
       w->complete(ec);
       w = next;
-      ++n;
     }
     return n;
   }
 
+  wait* take_all() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_ = nullptr;
+    return std::exchange(waits_, nullptr);
+  }
+
   mutable std::mutex mutex_;
   steady_time expiry_{};
-  wait* waits_ = nullptr;
+  wait* waits_ = nullptr;  // the first added
+  wait* last_ = nullptr;
 };
 
 // One async_wait's handler, completed on its associated executor (by default
@@ -123,6 +143,8 @@ class timer_wait final : public timer_waits::wait {
     }
     delete this;
   }
+
+  void destroy() noexcept override { delete this; }
 
  private:
   ~timer_wait() = default;

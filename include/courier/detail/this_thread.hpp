@@ -1,6 +1,8 @@
 // Everything courier keeps per thread, in one place.
 #pragma once
 
+#include <cstdint>
+
 #include "courier/detail/block_cache.hpp"
 
 namespace courier::detail {
@@ -21,6 +23,11 @@ struct thread_context {
   worker* pool_worker = nullptr;
   // The testing::deterministic_context running a handler on this thread.
   const void* deterministic = nullptr;
+  // While a handler runs for a message asked on behalf of a coroutine turn
+  // that holds its actor (see the actor layer's wait_for_graph.hpp): that
+  // actor and turn.
+  continuation_home* acting_for = nullptr;
+  std::uint32_t acting_for_turn = 0;
 
   // Continuations queued to run once the outermost running one returns, and
   // how many are running nested (see continuation::start).

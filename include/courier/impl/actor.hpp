@@ -82,6 +82,9 @@ auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
   if constexpr (detail::ask_check<message, State, Msg>::ok) {
     using reply = reply_type<M>;
     core_type& c = core();
+    std::uint32_t origin_turn = 0;
+    if (detail::actor_base* origin = detail::asking_origin(origin_turn)) [[unlikely]]
+      return ask_extended(c, std::forward<M>(m), nullptr, origin, origin_turn);
     future<reply> f;
     detail::send(c, [&] {
       auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
@@ -102,33 +105,68 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
     -> future<reply_type<M>> {
   using message = std::remove_cvref_t<M>;
   if constexpr (detail::ask_check<message, State, Msg>::ok) {
-    using reply = reply_type<M>;
     core_type& c = core();
-    auto out =
-        detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
-    if (!detail::blocking_forbidden()) [[unlikely]]
-      detail::mark_reply_if_own_context(c, *out);
-    future<reply> f = detail::future_access::make(out);
-    auto deadline =
-        detail::ref_ptr<detail::ask_deadline<reply>>::adopt(new detail::ask_deadline<reply>(
-            detail::ref_ptr<detail::actor_base>::share(&c), std::move(out)));
-    // The node holds the deadline's claim: if the deadline passes while the
-    // message is still queued, the message is skipped (ask_expired).
-    future<reply> inner;
+    const std::chrono::steady_clock::duration limit = detail::saturated(timeout);
+    std::uint32_t origin_turn = 0;
+    detail::actor_base* origin = detail::asking_origin(origin_turn);
+    return ask_extended(c, std::forward<M>(m), &limit, origin, origin_turn);
+  } else {
+    return {};
+  }
+}
+
+template <class State, class Msg>
+template <class M>
+auto actor<State, Msg>::ask_extended(core_type& c, M&& m,
+                                     const std::chrono::steady_clock::duration* timeout,
+                                     detail::actor_base* origin, std::uint32_t origin_turn) const
+    -> future<reply_type<M>> {
+  using message = std::remove_cvref_t<M>;
+  using reply = reply_type<M>;
+  // Asked on behalf of a held turn: the wait goes into the wait-for graph
+  // until the reply comes, or the ask is refused if it would close a cycle.
+  if (origin != nullptr && !detail::wait_for_graph::global().try_wait(*origin, origin_turn, c))
+    return make_failed_future<reply>(std::make_exception_ptr(would_deadlock()));
+  auto out = detail::ref_ptr<detail::future_state<reply>>::adopt(new detail::future_state<reply>());
+  if (!detail::blocking_forbidden()) [[unlikely]]
+    detail::mark_reply_if_own_context(c, *out);
+  future<reply> f = detail::future_access::make(out);
+  // With a deadline, whichever of the reply and the deadline comes first
+  // answers `out`; the node holds the deadline's claim, so that a message
+  // still queued when the deadline passes is skipped (ask_expired).
+  detail::ref_ptr<detail::ask_deadline<reply>> deadline;
+  if (timeout != nullptr) {
+    deadline = detail::ref_ptr<detail::ask_deadline<reply>>::adopt(
+        new detail::ask_deadline<reply>(detail::ref_ptr<detail::actor_base>::share(&c), out));
+  }
+  detail::ask_extra extra{detail::ref_ptr<detail::run_claim>::share(deadline.get()),
+                          {detail::ref_ptr<detail::actor_base>::share(origin), origin_turn}};
+  future<reply> inner;
+  try {
     detail::send(c, [&] {
-      auto* node = new detail::ask_node<core_type, message, reply, true>(
-          std::forward<M>(m), detail::ref_ptr<detail::run_claim>::share(deadline.get()));
+      auto* node = new detail::ask_node<core_type, message, reply, true>(std::forward<M>(m),
+                                                                         std::move(extra));
       inner =
           detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
       return node;
     });
-    if (!c.stopped()) deadline->start(detail::saturated(timeout));
-    detail::on_result(std::move(inner),
-                      [deadline](result<reply>&& r) mutable { deadline->reply(std::move(r)); });
-    return f;
-  } else {
-    return {};
+  } catch (...) {
+    if (origin != nullptr) detail::wait_for_graph::global().done(*origin, origin_turn, c);
+    throw;
   }
+  if (deadline && !c.stopped()) deadline->start(*timeout);
+  detail::on_result(
+      std::move(inner),
+      [deadline, out, origin = detail::ref_ptr<detail::actor_base>::share(origin), origin_turn,
+       target = detail::ref_ptr<detail::actor_base>::share(&c)](result<reply>&& r) mutable {
+        if (origin) detail::wait_for_graph::global().done(*origin, origin_turn, *target);
+        if (deadline) {
+          deadline->reply(std::move(r));
+        } else {
+          out->try_set_result(std::move(r));
+        }
+      });
+  return f;
 }
 
 template <class State, class Msg>
@@ -146,20 +184,11 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
       [](auto&& handler, const actor& self, message msg) {
         core_type& c = self.core();
         asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected()) {
-          self.start_async_ask(c, std::move(msg),
-                               detail::async_completion<reply>(
-                                   detail::slot_clearing<std::decay_t<decltype(handler)>>{
-                                       std::forward<decltype(handler)>(handler), slot},
-                                   detail::ref_ptr<detail::actor_base>::share(&c)),
-                               &slot);
-        } else {
-          self.start_async_ask(
-              c, std::move(msg),
-              detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
-                                              detail::ref_ptr<detail::actor_base>::share(&c)),
-              nullptr);
-        }
+        self.start_async_ask(
+            c, std::move(msg),
+            detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
+                                            detail::ref_ptr<detail::actor_base>::share(&c)),
+            slot.is_connected() ? &slot : nullptr);
       },
       token, *this, message(std::forward<M>(m)));
 }
@@ -170,11 +199,12 @@ void actor<State, Msg>::start_async_ask(core_type& c, M&& msg, Complete complete
                                         asio::cancellation_slot* slot) const {
   using message = std::remove_cvref_t<M>;
   using reply = reply_type<message>;
-  // Asked by a coroutine that holds its actor: the wait goes into the
+  // Asked on behalf of a coroutine turn that holds its actor (the turn
+  // itself, or a handler of a message it asked): the wait goes into the
   // wait-for graph until the reply comes, or the ask is refused if it would
   // close a cycle.
-  detail::actor_base* asker = detail::held_asker();
-  const std::uint32_t turn = asker != nullptr ? asker->holding_turn() : 0;
+  std::uint32_t turn = 0;
+  detail::actor_base* asker = detail::asking_origin(turn);
   if (asker != nullptr && !detail::wait_for_graph::global().try_wait(*asker, turn, c)) {
     complete(result<reply>::failure(std::make_exception_ptr(would_deadlock())));
     return;
@@ -187,8 +217,17 @@ void actor<State, Msg>::start_async_ask(core_type& c, M&& msg, Complete complete
   };
   detail::mailbox_node* node = nullptr;
   try {
-    if (slot == nullptr) {
+    if (slot == nullptr && asker == nullptr) {
       auto* n = new detail::ask_node<core_type, message, reply>(std::move(msg));
+      node = n;
+      detail::on_result(
+          detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(n)),
+          std::move(finish));
+    } else if (slot == nullptr) {
+      // On behalf of a held turn: the handler acts for that turn too.
+      auto* n = new detail::ask_node<core_type, message, reply, true>(
+          std::move(msg),
+          detail::ask_extra{{}, {detail::ref_ptr<detail::actor_base>::share(asker), turn}});
       node = n;
       detail::on_result(
           detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(n)),
@@ -200,7 +239,9 @@ void actor<State, Msg>::start_async_ask(core_type& c, M&& msg, Complete complete
       using shared = detail::cancellable_ask<reply, decltype(finish)>;
       auto ask = detail::ref_ptr<shared>::adopt(new shared(std::move(finish)));
       auto* n = new detail::ask_node<core_type, message, reply, true>(
-          std::move(msg), detail::ref_ptr<detail::run_claim>::share(ask.get()));
+          std::move(msg),
+          detail::ask_extra{detail::ref_ptr<detail::run_claim>::share(ask.get()),
+                            {detail::ref_ptr<detail::actor_base>::share(asker), turn}});
       node = n;
       detail::on_result(
           detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(n)),

@@ -181,6 +181,11 @@ class actor_base : public continuation_home {
   // belong to the context (timers) without racing its destruction.
   virtual bool run_if_open(void (*f)(void*), void* arg) noexcept = 0;
 
+  // Runs `f` now, never while the execution context shuts its services down:
+  // for destroying an object of the context (a timer) once run_if_open()
+  // has found it closed.
+  virtual void run_apart_from_shutdown(void (*f)(void*), void* arg) noexcept = 0;
+
   // Queues `c` on the execution context, outside the actor; once the context
   // has closed, or if it destroys `c` unrun, `c` runs on the calling thread.
   virtual void deliver(deferred_call* c) noexcept = 0;

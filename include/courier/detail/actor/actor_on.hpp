@@ -38,6 +38,9 @@ class actor_on final : public actor_core<State, Msg> {
   bool run_if_open(void (*f)(void*), void* arg) noexcept override {
     return where_.run_if_open(f, arg);
   }
+  void run_apart_from_shutdown(void (*f)(void*), void* arg) noexcept override {
+    where_.run_apart_from_shutdown(f, arg);
+  }
   void deliver(deferred_call* c) noexcept override { where_.deliver(c); }
   void work_started() noexcept override { where_.work_started(); }
   void work_finished() noexcept override { where_.work_finished(); }

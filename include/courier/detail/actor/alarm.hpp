@@ -156,7 +156,7 @@ class alarm : public Base, private virtual_clock::entry {
     auto start = [&] {
       if (!timer_) timer_.emplace(alarm_executor(home_));
       timer_->expires_at(due);  // cancels the pending wait, if any
-      timer_->async_wait(wait_handler{ref_ptr<alarm>::share(this), generation_});
+      timer_->async_wait(wait_handler(ref_ptr<alarm>::share(this), generation_));
     };
     run_if_open(*home_, start);
   }
@@ -180,23 +180,59 @@ class alarm : public Base, private virtual_clock::entry {
       : Base(std::forward<BaseArgs>(base_args)...),
         home_(std::move(home)),
         virtual_(home_->virtual_time()) {}
-  ~alarm() override = default;
+  // The Asio timer belongs to the context's timer service: it is destroyed
+  // while the context is open, or else never while the context shuts its
+  // services down (the pool's close), which would race the service.
+  ~alarm() override {
+    if (!timer_) return;
+    auto destroy = [this] { timer_.reset(); };
+    if (run_if_open(*home_, destroy)) return;
+    home_->run_apart_from_shutdown([](void* p) { (*static_cast<decltype(destroy)*>(p))(); },
+                                   &destroy);
+  }
 
   // The expiry came. Never called with the alarm's lock held.
   virtual void expired() noexcept = 0;
 
+  // The pending expiry will never come: the context shut down and destroyed
+  // the wait, or the virtual clock went away with it. Never called with the
+  // alarm's lock held.
+  virtual void abandoned() noexcept {}
+
   actor_base& home() const noexcept { return *home_; }
 
  private:
-  struct wait_handler {
-    using allocator_type = wait_slot_allocator<void>;
-    allocator_type get_allocator() const noexcept { return allocator_type(&self->slot_); }
-    void operator()(const std::error_code& ec) const {
-      if (!ec) self->completed(generation);
+  // Destroyed without being called (its context shut down), it tells the
+  // alarm, if it was the current wait.
+  class wait_handler {
+   public:
+    wait_handler(ref_ptr<alarm> self, std::uint64_t generation) noexcept
+        : self_(std::move(self)), generation_(generation) {}
+    wait_handler(wait_handler&&) noexcept = default;
+    wait_handler& operator=(wait_handler&&) = delete;
+    ~wait_handler() {
+      if (self_) self_->dropped_wait(generation_);
     }
-    ref_ptr<alarm> self;
-    std::uint64_t generation;
+
+    using allocator_type = wait_slot_allocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(&self_->slot_); }
+    void operator()(const std::error_code& ec) {
+      ref_ptr<alarm> self = std::move(self_);
+      if (!ec) self->completed(generation_);
+    }
+
+   private:
+    ref_ptr<alarm> self_;
+    std::uint64_t generation_;
   };
+
+  void dropped_wait(std::uint64_t generation) noexcept {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (generation != generation_) return;
+    }
+    abandoned();
+  }
 
   void completed(std::uint64_t generation) noexcept {
     {
@@ -211,7 +247,10 @@ class alarm : public Base, private virtual_clock::entry {
     expired();
     this->release();
   }
-  void dropped() noexcept override { this->release(); }
+  void dropped() noexcept override {
+    abandoned();
+    this->release();
+  }
 
   ref_ptr<actor_base> home_;
   virtual_clock* const virtual_;

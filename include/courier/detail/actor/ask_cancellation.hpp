@@ -5,7 +5,6 @@
 
 #include "courier/detail/asio_config.hpp"
 
-#include <asio/associator.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
@@ -21,22 +20,6 @@
 #include "courier/result.hpp"
 
 namespace courier::detail {
-
-// A completion handler whose operation installed a handler in its
-// cancellation slot: the slot is cleared, on the handler's own executor,
-// just before the handler runs, as Asio's operations do. Every associated
-// characteristic (executor, allocator...) is the inner handler's.
-template <class Handler>
-struct slot_clearing {
-  template <class... Args>
-  void operator()(Args&&... args) {
-    slot.clear();
-    std::move(inner)(std::forward<Args>(args)...);
-  }
-
-  Handler inner;
-  asio::cancellation_slot slot;
-};
 
 // What an async_ask that can be cancelled shares between its reply and its
 // cancellation slot: the claim its message's node holds, and the completion
@@ -73,7 +56,12 @@ class cancellable_ask final : public run_claim, public recycled {
   std::optional<Finish> finish_;
 };
 
-// The handler installed in the cancellation slot.
+// The handler installed in the cancellation slot. It stays there after the
+// operation completes (a later emit finds the message started and does
+// nothing) rather than being cleared by the completion: the user may emit
+// from another thread than the one the completion runs on, and a slot is not
+// safe for concurrent use. The slot's next emplace, or its signal's end,
+// destroys it.
 template <class Ask>
 class ask_canceller {
  public:
@@ -85,12 +73,3 @@ class ask_canceller {
 };
 
 }  // namespace courier::detail
-
-template <template <typename, typename> class Associator, class Handler, class DefaultCandidate>
-struct asio::associator<Associator, courier::detail::slot_clearing<Handler>, DefaultCandidate> {
-  using type = typename Associator<Handler, DefaultCandidate>::type;
-  static type get(const courier::detail::slot_clearing<Handler>& h,
-                  const DefaultCandidate& c = DefaultCandidate()) noexcept {
-    return Associator<Handler, DefaultCandidate>::get(h.inner, c);
-  }
-};

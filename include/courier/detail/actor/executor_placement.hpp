@@ -76,6 +76,9 @@ class executor_placement {
     f(arg);
     return true;
   }
+  // The user's context shuts down when it is destroyed, after which nothing
+  // of it may be touched.
+  void run_apart_from_shutdown(void (*f)(void*), void* arg) noexcept { f(arg); }
   void deliver(deferred_call* c) noexcept { asio::execution::execute(ex_, delivery(c)); }
   void work_started() noexcept {
     if constexpr (requires { ex_.on_work_started(); }) ex_.on_work_started();

@@ -12,6 +12,7 @@
 #include "courier/detail/actor/ask_deadline.hpp"
 #include "courier/detail/actor/coroutine_turn.hpp"
 #include "courier/detail/actor/message_traits.hpp"
+#include "courier/detail/actor/wait_for_graph.hpp"
 #include "courier/detail/future/continuation_home.hpp"
 #include "courier/detail/future/future_access.hpp"
 #include "courier/detail/future/future_state.hpp"
@@ -58,39 +59,76 @@ class tell_node final : public mailbox_node, public recycled {
   M msg_;
 };
 
-// What an ask_node without a deadline holds in place of a run_claim.
-struct no_run_claim {};
+// What an ask may carry besides its message (an ask_node that is
+// `Extended`): a claim its handler must win to run (a deadline's, a
+// cancellation slot's), and the held turn it was asked on behalf of, whose
+// wait the handler's own asks extend (wait_for_graph.hpp). Either may be
+// empty.
+struct ask_extra {
+  ref_ptr<run_claim> claim;
+  call_origin origin;
+};
+struct no_ask_extra {};
 
 // A message sent with ask(), fused with the shared state of its reply: one
 // allocation per ask. The node starts with two references: its own as the
 // replying side, and the one the asker's future adopts. The reply (or the
 // handler's exception, or actor_stopped when abandoned) completes the state.
-// An ask with a deadline (`Expiring`) holds the deadline's run_claim: if the
-// deadline passed before the node runs, the handler is skipped and the
-// state fails with ask_expired.
-template <class Core, class M, class R, bool Expiring = false>
+// An `Extended` node holds an ask_extra: with a claim, if the deadline passed
+// (or the asker cancelled) before the node runs, the handler is skipped and
+// the state fails with ask_expired (which nobody then reads: the deadline or
+// the cancellation has answered the asker already); with an origin, the
+// handler runs acting for that turn.
+template <class Core, class M, class R, bool Extended = false>
 class ask_node final : public mailbox_node, public future_state<R>, public recycled {
  public:
   template <class A>
-  explicit ask_node(A&& m) requires(!Expiring) : future_state<R>(2) {
+  explicit ask_node(A&& m) requires(!Extended) : future_state<R>(2) {
     ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
   }
   template <class A>
-  ask_node(A&& m, ref_ptr<run_claim> claim) requires(Expiring)
-      : future_state<R>(2), claim_(std::move(claim)) {
+  ask_node(A&& m, ask_extra extra) requires(Extended)
+      : future_state<R>(2), extra_(std::move(extra)) {
     ::new (static_cast<void*>(&msg_)) M(std::forward<A>(m));
   }
   ~ask_node() override {}
 
   void run(continuation_home& owner) noexcept override {
     auto& core = static_cast<Core&>(owner);
-    if constexpr (Expiring) {
-      if (!claim_->try_start()) {
+    if constexpr (Extended) {
+      if (extra_.claim && !extra_.claim->try_start()) {
         this->try_set_exception(std::make_exception_ptr(ask_expired()));
         finish();
         return;
       }
+      if (extra_.origin.actor) {
+        // The handler may finish the node: the scope keeps its own copy.
+        const call_origin origin = extra_.origin;
+        acting_for_scope acting(origin);
+        handle(core);
+        return;
+      }
     }
+    handle(core);
+  }
+
+  void abandon() noexcept override {
+    answer_stopped();
+    finish();
+  }
+
+  // --- as the message of a coroutine turn (see message_turn) ---------------------
+  void turn_failed(Core& core, std::exception_ptr e) noexcept {
+    core.fail(std::move(e), failure_kind::ask);
+  }
+  void answer(result<R>&& r) noexcept { this->try_set_result(std::move(r)); }
+  void answer_stopped() noexcept {
+    this->try_set_exception(std::make_exception_ptr(actor_stopped()));
+  }
+  void turn_over() noexcept { finish(); }
+
+ private:
+  void handle(Core& core) noexcept {
     core.before_handler();
     bool handed_over = false;
     try {
@@ -123,22 +161,6 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
     finish();
   }
 
-  void abandon() noexcept override {
-    answer_stopped();
-    finish();
-  }
-
-  // --- as the message of a coroutine turn (see message_turn) ---------------------
-  void turn_failed(Core& core, std::exception_ptr e) noexcept {
-    core.fail(std::move(e), failure_kind::ask);
-  }
-  void answer(result<R>&& r) noexcept { this->try_set_result(std::move(r)); }
-  void answer_stopped() noexcept {
-    this->try_set_exception(std::make_exception_ptr(actor_stopped()));
-  }
-  void turn_over() noexcept { finish(); }
-
- private:
   // The message goes now; the state stays while the future holds it.
   void finish() noexcept {
     msg_.~M();
@@ -148,7 +170,7 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
   union {
     M msg_;
   };
-  [[no_unique_address]] std::conditional_t<Expiring, ref_ptr<run_claim>, no_run_claim> claim_;
+  [[no_unique_address]] std::conditional_t<Extended, ask_extra, no_ask_extra> extra_;
 };
 
 }  // namespace courier::detail

@@ -65,10 +65,13 @@ class message_timer final : public alarm<timer_control>, public timer_link, publ
     }
   }
 
+  // Always withdraws from the list, even when already cancelled: if the
+  // actor's stop is ending this timer right now, remove() waits for it to
+  // finish before the caller may drop the last reference.
   void cancel() noexcept override {
-    if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
+    const bool first = !cancelled_.exchange(true, std::memory_order_acq_rel);
     home().timers().remove(*this);
-    disarm();
+    if (first) disarm();
   }
 
   void actor_stopped() noexcept override {

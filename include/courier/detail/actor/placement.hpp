@@ -23,6 +23,8 @@ namespace courier::detail {
 // - closed(): whether it is (no activation will run again).
 // - run_if_open(f, arg): run f(arg) now, serialized with the place's
 //   shutdown, unless it is closed; whether it ran.
+// - run_apart_from_shutdown(f, arg): run f(arg) now, never while the
+//   place's context shuts its services down.
 // - deliver(c): run `c` on the place, outside every actor; on the calling
 //   thread once the place is closed.
 // - work_started(), work_finished(): outstanding work, as a work guard counts.
@@ -44,6 +46,8 @@ concept placement = std::move_constructible<P> &&
   noexcept->std::same_as<bool>;
   { p.run_if_open(f, arg) }
   noexcept->std::same_as<bool>;
+  { p.run_apart_from_shutdown(f, arg) }
+  noexcept;
   { p.deliver(c) }
   noexcept;
   { p.work_started() }

@@ -50,6 +50,9 @@ class pool_placement {
   bool run_if_open(void (*f)(void*), void* arg) noexcept {
     return pool().run_if_open([&] { f(arg); });
   }
+  void run_apart_from_shutdown(void (*f)(void*), void* arg) noexcept {
+    pool().run_apart_from_shutdown([&] { f(arg); });
+  }
   void deliver(deferred_call* c) noexcept { pool().deliver(c); }
   void work_started() noexcept { pool().work_started(); }
   void work_finished() noexcept { pool().work_finished(); }

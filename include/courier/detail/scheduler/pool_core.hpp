@@ -142,6 +142,15 @@ class pool_core final : public ref_counted {
     return gate_.run_if_open(std::forward<F>(f));
   }
 
+  // Runs `f` now, never while the context's services shut down (step 5 of
+  // the close): for destroying what belongs to them (a timer) once the pool
+  // is closed. Reentrant: what the shutdown itself destroys may call it.
+  template <class F>
+  void run_apart_from_shutdown(F&& f) noexcept {
+    std::lock_guard<std::recursive_mutex> lock(shutdown_mutex_);
+    f();
+  }
+
   // Queues an actor's activation. From a worker it goes to the worker's LIFO
   // slot (or, when the task queues itself again while running, to the back of
   // the worker's queue). False when the pool is closed: the caller keeps `t`.
@@ -306,8 +315,11 @@ class pool_core final : public ref_counted {
       if (w->thread.joinable()) w->thread.join();
     if (graceful) refuse_work();
     discard_queued();
-    stop_reactor_thread(ctx_);
-    ctx_.shutdown();
+    {
+      std::lock_guard<std::recursive_mutex> lock(shutdown_mutex_);
+      stop_reactor_thread(ctx_);
+      ctx_.shutdown();
+    }
     discard_queued();
   }
 
@@ -496,6 +508,8 @@ class pool_core final : public ref_counted {
   std::atomic<bool> graceful_{false};
   outstanding_work outstanding_;
   gate gate_;
+  // Held while the context's services shut down (run_apart_from_shutdown).
+  std::recursive_mutex shutdown_mutex_;
   close_latch latch_;
   error_handler on_error_;
   std::atomic<bool> reported_{false};

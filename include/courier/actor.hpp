@@ -119,7 +119,7 @@ class actor {
   /// worker or inside an actor.
   /// @throws usage_error on an empty handle.
   template <class M>
-  future<reply_type<M>> ask(M&& m) const;
+  [[gnu::always_inline]] future<reply_type<M>> ask(M&& m) const;
 
   /// As ask(), with a deadline: if no reply has arrived `timeout` after the
   /// message is queued, the future fails and the late reply is discarded.

@@ -77,14 +77,13 @@ auto actor<State, Msg>::async_tell(M&& m, CompletionToken&& token) const {
 
 template <class State, class Msg>
 template <class M>
-auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
+[[gnu::always_inline]] inline auto actor<State, Msg>::ask(M&& m) const -> future<reply_type<M>> {
   using message = std::remove_cvref_t<M>;
   if constexpr (detail::ask_check<message, State, Msg>::ok) {
     using reply = reply_type<M>;
     core_type& c = core();
-    std::uint32_t origin_turn = 0;
-    if (detail::actor_base* origin = detail::asking_origin(origin_turn)) [[unlikely]]
-      return ask_extended(c, std::forward<M>(m), nullptr, origin, origin_turn);
+    if (detail::may_ask_on_behalf()) [[unlikely]]
+      return ask_extended(c, std::forward<M>(m), nullptr, nullptr, 0);
     future<reply> f;
     detail::send(c, [&] {
       auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
@@ -115,14 +114,28 @@ auto actor<State, Msg>::ask(M&& m, std::chrono::duration<Rep, Period> timeout) c
   }
 }
 
+// Out of the plain ask's line: an ask with a deadline, or on behalf of a
+// held coroutine turn.
 template <class State, class Msg>
 template <class M>
-auto actor<State, Msg>::ask_extended(core_type& c, M&& m,
-                                     const std::chrono::steady_clock::duration* timeout,
-                                     detail::actor_base* origin, std::uint32_t origin_turn) const
-    -> future<reply_type<M>> {
+[[gnu::noinline]] auto actor<State, Msg>::ask_extended(
+    core_type& c, M&& m, const std::chrono::steady_clock::duration* timeout,
+    detail::actor_base* origin, std::uint32_t origin_turn) const -> future<reply_type<M>> {
   using message = std::remove_cvref_t<M>;
   using reply = reply_type<M>;
+  // From ask(m): find the turn here, out of that ask's line.
+  if (timeout == nullptr && origin == nullptr) {
+    origin = detail::asking_origin(origin_turn);
+    if (origin == nullptr) {
+      future<reply> f;
+      detail::send(c, [&] {
+        auto* node = new detail::ask_node<core_type, message, reply>(std::forward<M>(m));
+        f = detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(node));
+        return node;
+      });
+      return f;
+    }
+  }
   // Asked on behalf of a held turn: the wait goes into the wait-for graph
   // until the reply comes, or the ask is refused if it would close a cycle.
   if (origin != nullptr && !detail::wait_for_graph::global().try_wait(*origin, origin_turn, c))

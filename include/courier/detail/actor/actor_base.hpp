@@ -123,6 +123,9 @@ class actor_base : public continuation_home {
   // actor may run at once rather than be queued.
   bool may_run_now(std::uint32_t id) const noexcept { return !turns_ || turns_->may_run(id); }
 
+  // Whether a coroutine handler has ever started here.
+  bool has_had_turns() const noexcept { return turns_ != nullptr; }
+
   // Whether a coroutine handler has started and not ended.
   bool has_suspended_turns() const noexcept { return turns_ && turns_->has_active(); }
 

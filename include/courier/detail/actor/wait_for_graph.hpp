@@ -33,6 +33,15 @@ inline actor_base* asking_origin(std::uint32_t& turn) noexcept {
   return static_cast<actor_base*>(this_thread.acting_for);
 }
 
+// Whether asking_origin() may find a turn: the calling thread acts for one,
+// or runs inside an actor that has had coroutine handlers. Small enough to
+// stay in every ask's line.
+inline bool may_ask_on_behalf() noexcept {
+  if (this_thread.acting_for != nullptr) return true;
+  continuation_home* home = this_thread.actor;
+  return home != nullptr && static_cast<actor_base*>(home)->has_had_turns();
+}
+
 // An ask made on behalf of a held turn: the turn's actor (kept alive) and id.
 struct call_origin {
   ref_ptr<actor_base> actor;

@@ -195,7 +195,7 @@ TEST_CASE("timer: steady_timer inside a coroutine handler expires or is cancelle
 TEST_CASE("timer: an actor's stop racing the destruction of its timers", "[timer]") {
   // The stop ends every timer while other handles are being destroyed: each
   // timer goes exactly once (ASan and TSan watch this).
-  for (int round = 0; round < 200; ++round) {
+  for (int round = 0; round < 40; ++round) {
     courier::thread_pool pool(2);
     auto a = courier::spawn<ticked, tick_msg>(pool);
     std::vector<courier::timer> timers;

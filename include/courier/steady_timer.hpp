@@ -88,7 +88,15 @@ class timer_waits final : public alarm<ref_counted> {
   }
 
  private:
-  void expired() noexcept override { complete_all(std::error_code()); }
+  // An expiry that raced a newer expires_at() (see alarm) finds the new time
+  // still ahead, and leaves the waits to the newer arming.
+  void expired() noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (now() < expiry_) return;
+    }
+    complete_all(std::error_code());
+  }
 
   // The context shut down under the waits: they are destroyed unrun, as
   // Asio destroys the operations of a context that shuts down (a coroutine

@@ -167,7 +167,6 @@ template <class M>
     if (origin != nullptr) detail::wait_for_graph::global().done(*origin, origin_turn, c);
     throw;
   }
-  if (deadline && !c.stopped()) deadline->start(*timeout);
   detail::on_result(
       std::move(inner),
       [deadline, out, origin = detail::ref_ptr<detail::actor_base>::share(origin), origin_turn,
@@ -179,6 +178,15 @@ template <class M>
           out->try_set_result(std::move(r));
         }
       });
+  // Once the reply has somewhere to go. A deadline that cannot be set (out
+  // of memory) fails the ask with that error; the message is already sent.
+  if (deadline && !c.stopped()) {
+    try {
+      deadline->start(*timeout);
+    } catch (...) {
+      deadline->reply(result<reply>::failure(std::current_exception()));
+    }
+  }
   return f;
 }
 
@@ -256,10 +264,11 @@ void actor<State, Msg>::start_async_ask(core_type& c, M&& msg, Complete complete
           detail::ask_extra{detail::ref_ptr<detail::run_claim>::share(ask.get()),
                             {detail::ref_ptr<detail::actor_base>::share(asker), turn}});
       node = n;
+      // First, so that nothing is answered if it throws.
+      slot->template emplace<detail::ask_canceller<shared>>(ask);
       detail::on_result(
           detail::future_access::make(detail::ref_ptr<detail::future_state<reply>>::adopt(n)),
-          [ask](result<reply>&& r) { ask->reply(std::move(r)); });
-      slot->template emplace<detail::ask_canceller<shared>>(std::move(ask));
+          [ask = std::move(ask)](result<reply>&& r) { ask->reply(std::move(r)); });
     }
   } catch (...) {
     if (asker != nullptr) detail::wait_for_graph::global().done(*asker, turn, c);

@@ -125,9 +125,11 @@ class wait_slot_allocator {
 // arm() sets (or moves) the one expiry; when it comes, expired() is called
 // once, on the thread that completes the wait: Asio's timer thread for a
 // courier pool, a thread running the user's execution context, the thread
-// that moves a deterministic context's time. disarm() cancels it; an expiry
-// already on its way when arm() or disarm() is called is dropped, so after
-// either returns, expired() is called only for a later arm().
+// that moves a deterministic context's time. disarm() cancels it. An expiry
+// that has not yet passed its last check when arm() or disarm() is called is
+// dropped; one that has may still call expired() just after, so expired()
+// must check what it acts on (a steady_timer compares its expiry time with
+// the clock; a tell_every timer its cancelled flag).
 //
 // `Base` is ref_counted or a class derived from it; the alarm holds a
 // reference to itself while armed. It keeps the actor (and so its
@@ -147,23 +149,40 @@ class alarm : public Base, private virtual_clock::entry {
 
   void arm(steady_time due) {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++generation_;
+    // An expiry already on its way is stale from here on: completed() checks
+    // the generation under this lock. The new one is recorded once the wait
+    // is made, so that a wait Asio destroys because making it threw (out of
+    // memory) is stale too, and does not come back into this lock.
+    const std::uint64_t next = generation_.load(std::memory_order_relaxed) + 1;
     if (virtual_ != nullptr) {
-      if (!virtual_->disarm(*this)) this->add_ref();
-      virtual_->arm(*this, due);
+      generation_.store(next, std::memory_order_release);
+      const bool was_armed = virtual_->disarm(*this);
+      try {
+        virtual_->arm(*this, due);
+      } catch (...) {
+        if (was_armed) this->release();
+        throw;
+      }
+      if (!was_armed) this->add_ref();
       return;
     }
     auto start = [&] {
       if (!timer_) timer_.emplace(alarm_executor(home_));
       timer_->expires_at(due);  // cancels the pending wait, if any
-      timer_->async_wait(wait_handler(ref_ptr<alarm>::share(this), generation_));
+      timer_->async_wait(wait_handler(ref_ptr<alarm>::share(this), next));
     };
-    run_if_open(*home_, start);
+    try {
+      run_if_open(*home_, start);
+    } catch (...) {
+      generation_.store(next, std::memory_order_release);
+      throw;
+    }
+    generation_.store(next, std::memory_order_release);
   }
 
   void disarm() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++generation_;
+    generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     if (virtual_ != nullptr) {
       if (virtual_->disarm(*this)) this->release();
       return;
@@ -226,18 +245,17 @@ class alarm : public Base, private virtual_clock::entry {
     std::uint64_t generation_;
   };
 
+  // Without the lock: a wait that making threw is destroyed while arm()
+  // holds it (and is stale).
   void dropped_wait(std::uint64_t generation) noexcept {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (generation != generation_) return;
-    }
+    if (generation != generation_.load(std::memory_order_acquire)) return;
     abandoned();
   }
 
   void completed(std::uint64_t generation) noexcept {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (generation != generation_) return;
+      if (generation != generation_.load(std::memory_order_relaxed)) return;
     }
     expired();
   }
@@ -257,7 +275,8 @@ class alarm : public Base, private virtual_clock::entry {
   // Asio timers are not safe for concurrent use: the mutex serializes
   // arming and cancelling from any thread.
   std::mutex mutex_;
-  std::uint64_t generation_ = 0;
+  // Written under mutex_; read without it by dropped_wait().
+  std::atomic<std::uint64_t> generation_{0};
   using timer_type =
       asio::basic_waitable_timer<std::chrono::steady_clock,
                                  asio::wait_traits<std::chrono::steady_clock>, alarm_executor>;

@@ -144,6 +144,10 @@ class message_timer final : public alarm<timer_control>, public timer_link, publ
     } catch (...) {
       // Out of memory for the wait: the timer stops sending.
     }
+    // A cancel() or stop that found nothing armed while this expiry was on
+    // its way: both set the flag before they disarm, under the alarm's lock
+    // as arm() is, so one of the two sees the other.
+    if (cancelled_.load(std::memory_order_acquire)) disarm();
   }
 
   M msg_;

@@ -23,6 +23,13 @@ inline void stop_reactor_thread(asio::execution_context& ctx) {
     asio::use_service<asio::detail::scheduler>(ctx).shutdown();
 }
 
+// Whether the calling thread is the one on which Asio runs the reactor (the
+// timers) of `ctx`.
+inline bool on_reactor_thread(asio::execution_context& ctx) {
+  return asio::has_service<asio::detail::scheduler>(ctx) &&
+         asio::use_service<asio::detail::scheduler>(ctx).can_dispatch();
+}
+
 // Asio recycles the memory of handlers, coroutine frames and cancellation
 // handlers through a small per-thread cache, which only threads running one
 // of its own schedulers have; elsewhere every such allocation goes to the

@@ -145,8 +145,14 @@ class pool_core final : public ref_counted {
   // Runs `f` now, never while the context's services shut down (step 5 of
   // the close): for destroying what belongs to them (a timer) once the pool
   // is closed. Reentrant: what the shutdown itself destroys may call it.
+  // On Asio's timer thread it runs at once: the close holds the lock while
+  // it joins that thread, and shuts nothing down before the join returns.
   template <class F>
   void run_apart_from_shutdown(F&& f) noexcept {
+    if (on_reactor_thread(ctx_)) {
+      f();
+      return;
+    }
     std::lock_guard<std::recursive_mutex> lock(shutdown_mutex_);
     f();
   }

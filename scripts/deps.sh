@@ -1,10 +1,12 @@
 # Sourced by scripts/test.sh and scripts/bank.sh (not executable on its own).
 # Installs the Debian packages courier's build needs, only if one is missing.
 
-# Extra package names given as arguments are ensured too. valgrind runs the
-# bank.memcheck test, which fails without it in the plain build.
+# Extra package names given as arguments are ensured too. The bank example's
+# binary parses its command line with CLI11 and writes JSON with
+# nlohmann-json; valgrind runs the bank.memcheck test, which fails without it
+# in the plain build.
 courier_ensure_packages() {
-  local packages=(cmake g++ libasio-dev catch2 valgrind "$@")
+  local packages=(cmake g++ libasio-dev catch2 libcli11-dev nlohmann-json3-dev valgrind "$@")
   if ! command -v dpkg >/dev/null 2>&1; then
     echo "deps: no dpkg (not Debian/Ubuntu); assuming ${packages[*]} are provided" >&2
     return 0

@@ -11,7 +11,9 @@ source scripts/deps.sh
 
 jobs=${COURIER_JOBS:-2}
 
-courier_ensure_packages
+# The tests of `bank serve` drive it with redis-cli and Debian's Python
+# client for Redis.
+courier_ensure_packages redis-tools python3-redis
 
 # --- formatting ---------------------------------------------------------------
 if command -v clang-format >/dev/null 2>&1; then

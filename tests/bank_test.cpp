@@ -594,6 +594,7 @@ struct faulty_account {
     fail_now();
     return inner.handle(m);
   }
+  bank::holdings handle(bank::Audit m) const { return inner.handle(m); }
   errc handle(bank::Close m) { return forward(m); }
 
  private:
@@ -809,6 +810,7 @@ class logged_account {
     legs_.push_back({leg::refund, m.amount});
   }
   std::uint64_t handle(bank::GetBalance m) const { return inner_.handle(m); }
+  bank::holdings handle(bank::Audit m) const { return inner_.handle(m); }
   errc handle(bank::Close m) { return inner_.handle(m); }
 
  private:

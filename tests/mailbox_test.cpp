@@ -587,3 +587,20 @@ TEST_CASE("mailbox: fast producers and one slow actor keep memory bounded with n
   CHECK(growth < 48u * 1024 * 1024);
 #endif
 }
+
+TEST_CASE("mailbox: queued() counts the messages waiting in a bounded mailbox", "[mailbox]") {
+  asio::io_context ctx;
+  auto a = courier::spawn<recorder, recorder_msg>(ctx, recorder{}, with_capacity(64));
+  auto unbounded = courier::spawn<recorder, recorder_msg>(
+      ctx, recorder{}, with_capacity(courier::unbounded_mailbox));
+  CHECK(a.queued() == 0);
+  for (int i = 0; i < 5; ++i) {
+    a.tell(Append{0, i});
+    unbounded.tell(Append{0, i});
+  }
+  // Nothing runs the context yet: all five wait.
+  CHECK(a.queued() == 5);
+  CHECK(unbounded.queued() == 0);  // not counted
+  ctx.run();
+  CHECK(a.queued() == 0);
+}

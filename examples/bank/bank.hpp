@@ -20,10 +20,12 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/use_awaitable.hpp>
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -45,6 +47,7 @@ enum class errc {
   balance_overflow,    ///< the deposit would take the balance past max_balance
   account_closed,      ///< the account was closed (or its actor stopped)
   operation_failed,    ///< the account's handler failed; nothing changed
+  id_conflict,         ///< a transfer id already used with other accounts or amount
 };
 
 /// A short English description of `e`.
@@ -68,6 +71,8 @@ inline const char* describe(errc e) noexcept {
       return "account closed";
     case errc::operation_failed:
       return "the account failed to handle the request; nothing changed";
+    case errc::id_conflict:
+      return "transfer id already used with different parameters";
   }
   return "unknown error";
 }
@@ -104,10 +109,18 @@ struct Refund {  ///< the deposit leg failed: give the held amount back
   std::uint64_t amount;
 };
 struct GetBalance {};
+struct Audit {};  ///< the balance and the amount reserved by transfers in flight
 struct Close {};
 struct Transfer;
 using account_msg =
-    std::variant<Deposit, Withdraw, Reserve, Settle, Refund, GetBalance, Close, Transfer>;
+    std::variant<Deposit, Withdraw, Reserve, Settle, Refund, GetBalance, Audit, Close, Transfer>;
+
+/// What an account holds: its balance, and what transfers from it have
+/// withdrawn but not yet settled (money in flight).
+struct holdings {
+  std::uint64_t balance = 0;
+  std::uint64_t reserved = 0;
+};
 
 struct account;
 /// A whole transfer, told or asked to the source account, whose coroutine
@@ -143,6 +156,7 @@ struct account {
     balance += r.amount;
   }
   std::uint64_t handle(GetBalance) const { return balance; }
+  holdings handle(Audit) const { return {balance, reserved}; }
   errc handle(Close) {
     if (closed) return errc::account_closed;
     closed = true;
@@ -272,6 +286,12 @@ courier::future<errc> try_transfer(const basic_account_ref<Account>& from,
       });
 }
 
+/// What a bank holds (basic_bank::total()).
+struct totals {
+  std::uint64_t money = 0;     ///< every balance plus every amount in flight
+  std::uint64_t accounts = 0;  ///< accounts ever opened, closed ones included
+};
+
 /// A bank: accounts by name, each an actor whose State is `Account` (see
 /// basic_account_ref). Opening and looking up go through a directory actor;
 /// balances and transfers go to the account actors themselves.
@@ -357,6 +377,47 @@ class basic_bank {
   /// Every account, in the order they were opened.
   courier::future<std::vector<std::pair<std::string, account_ref_type>>> accounts() {
     return directory_.ask(List{});
+  }
+  /// How many messages wait at the directory (see courier::actor::queued()).
+  std::size_t directory_queued() const { return directory_.queued(); }
+  /// The two named accounts, or errc::unknown_account if either is missing.
+  courier::future<std::variant<std::pair<account_ref_type, account_ref_type>, errc>> find_pair(
+      std::string from, std::string to) {
+    return directory_.ask(FindPair{std::move(from), std::move(to)});
+  }
+
+  /// The sum of every account's balance and reserved amount, and the number
+  /// of accounts. Each account is read in its own turn, so while transfers
+  /// run the sum may count an amount in flight twice (deposited at its
+  /// target, not yet settled at its source); with none in flight it is exact.
+  /// Fails with the first error an account replies with.
+  courier::future<totals> total() {
+    return accounts().then_inline([](std::vector<std::pair<std::string, account_ref_type>> list) {
+      struct sum {
+        std::atomic<std::uint64_t> money{0};
+        std::atomic<std::size_t> left;
+        std::atomic<bool> failed{false};
+        courier::promise<totals> done;
+        std::uint64_t accounts;
+      };
+      auto s = std::make_shared<sum>();
+      s->left.store(list.size());
+      s->accounts = list.size();
+      courier::future<totals> f = s->done.get_future();
+      if (list.empty()) s->done.set_value(totals{0, 0});
+      for (auto& entry : list) {
+        entry.second.ask(Audit{}).then_inline([s](courier::result<holdings> h) {
+          if (!h.has_value()) {
+            if (!s->failed.exchange(true)) s->done.try_set_exception(h.error());
+          } else {
+            s->money.fetch_add(h.value().balance + h.value().reserved);
+          }
+          if (s->left.fetch_sub(1) == 1 && !s->failed.load())
+            s->done.try_set_value(totals{s->money.load(), s->accounts});
+        });
+      }
+      return f;
+    });
   }
 
  private:

@@ -1,10 +1,12 @@
 // bank: a bank whose accounts are courier actors. With no arguments it shows
 // an atomic transfer between alice and bob, then a short concurrent run that
-// checks no money was created or lost. `bank simulate` runs workload W1.
+// checks no money was created or lost. `bank simulate` runs workload W1;
+// `bank serve` runs the bank as a server that Redis clients talk to.
+#include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -12,66 +14,39 @@
 #include <cstdlib>
 #include <exception>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
 
 #include "bank.hpp"
+#include "server.hpp"
 #include "simulate.hpp"
 
 namespace {
 
-constexpr const char* usage_text =
-    "usage: bank                 show a transfer, then a one-second concurrent run\n"
-    "       bank simulate [--accounts N] [--clients C] [--transfers T] [--threads P]\n"
-    "                     [--seed S] [--json]\n"
-    "       bank --help | bank simulate --help\n";
-
 using limits = bank::simulation_limits;
 
-void print_simulate_help() {
-  std::printf(
-      "bank simulate: workload W1, closed-loop random transfers between account actors.\n"
-      "  --accounts N    accounts, 2 to %zu, each opened with 1000000 (default 1000)\n"
-      "  --clients C     clients, 1 to %zu, each awaiting one transfer's reply before the\n"
-      "                  next (default 64)\n"
-      "  --transfers T   transfers in total, 1 to %" PRIu64
-      ", shared out over the clients\n"
-      "                  (default 1000000)\n"
-      "  --threads P     worker threads of the pool, 1 to %zu (default 2)\n"
-      "  --seed S        client i draws from splitmix64(S + i), S from 0 to 2^64 - 1\n"
-      "                  (default 42)\n"
-      "  --json          print one JSON object instead of text\n"
-      "Numbers are decimal digits only. Exits 1 if money was created or lost, or a transfer\n"
-      "was refused where no order of the transfers can refuse one (no account sends more\n"
-      "than it was opened with); 2 on a usage error; 3 if the run cannot start (out of\n"
-      "memory or threads).\n",
-      limits::max_accounts, limits::max_clients, limits::max_transfers, limits::max_threads);
-}
+// Numbers on the command line are decimal digits only: CLI11 would accept a
+// sign, spaces or another base, and ' -1' must not become 2^64 - 1.
+const CLI::Validator digits_only(
+    [](const std::string& text) -> std::string {
+      if (text.empty() ||
+          !std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        return "needs a whole number, got '" + text + "'";
+      return {};
+    },
+    "", "digits");
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "bank: %s (try 'bank --help')\n", message.c_str());
-  std::exit(2);
-}
-
-// The value of `flag`: a whole number from `min` to `max`, written in
-// decimal digits alone. (strtoull would skip a leading space and wrap a
-// minus sign around: ' -1' would become 2^64 - 1.)
-std::uint64_t parse_number(std::string_view flag, const char* text, std::uint64_t min,
-                           std::uint64_t max) {
-  const std::string name(flag);
-  if (text == nullptr) usage_error(name + " needs a value");
-  const std::string_view digits(text);
-  if (digits.empty() ||
-      !std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-    usage_error(name + " needs a whole number, got '" + text + "'");
-  std::uint64_t v = 0;
-  const std::from_chars_result r = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-  if (r.ec == std::errc::result_out_of_range || v < min || v > max)
-    usage_error(name + " must be " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
-                text);
-  return v;
+// An option taking a whole number from `min` to `max`.
+template <class T>
+CLI::Option* number(CLI::App& app, const std::string& name, T& value, std::uint64_t min,
+                    std::uint64_t max, const std::string& help) {
+  return app.add_option(name, value, help)
+      ->type_name("N")
+      ->check(digits_only)
+      ->check(CLI::Range(min, max));
 }
 
 int classic() {
@@ -98,33 +73,7 @@ int classic() {
   return r.passed ? 0 : 1;
 }
 
-int simulate(int argc, char** argv) {
-  bank::simulation_options o;
-  bool json = false;
-  for (int i = 2; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    if (flag == "--help" || flag == "-h") {
-      print_simulate_help();
-      return 0;
-    } else if (flag == "--json") {
-      json = true;
-      continue;
-    } else if (flag == "--accounts") {
-      o.accounts = parse_number(flag, value, 2, limits::max_accounts);
-    } else if (flag == "--clients") {
-      o.clients = parse_number(flag, value, 1, limits::max_clients);
-    } else if (flag == "--transfers") {
-      o.transfers = parse_number(flag, value, 1, limits::max_transfers);
-    } else if (flag == "--threads") {
-      o.threads = parse_number(flag, value, 1, limits::max_threads);
-    } else if (flag == "--seed") {
-      o.seed = parse_number(flag, value, 0, std::numeric_limits<std::uint64_t>::max());
-    } else {
-      usage_error("unknown option '" + std::string(flag) + "'");
-    }
-    ++i;
-  }
+int simulate(bank::simulation_options o, bool json) {
   // A progress line on a terminal, once the run has lasted a second.
   const bool show_progress = isatty(STDERR_FILENO) != 0;
   if (show_progress) {
@@ -138,17 +87,26 @@ int simulate(int argc, char** argv) {
   const bank::simulation_report r = bank::simulate(o);
   if (show_progress) std::fprintf(stderr, "\r%*s\r", 40, "");
   if (json) {
-    std::printf(
-        "{\"accounts\": %zu, \"clients\": %zu, \"threads\": %zu, \"seed\": %" PRIu64
-        ", \"transfers\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"rejected\": %" PRIu64
-        ", \"seconds\": %.6f, \"transfers_per_second\": %.1f, \"p50_us\": %.3f, \"p99_us\": %.3f, "
-        "\"p999_us\": %.3f, \"expected_total\": %" PRIu64 ", \"actual_total\": %" PRIu64
-        ", \"conserved\": %s, \"max_sent\": %" PRIu64
-        ", \"refusals_possible\": %s, \"passed\": %s}\n",
-        o.accounts, o.clients, o.threads, o.seed, r.transfers, r.ok, r.rejected, r.seconds,
-        r.transfers_per_second(), r.p50_us, r.p99_us, r.p999_us, r.expected_total, r.actual_total,
-        r.conserved ? "true" : "false", r.max_sent, r.refusals_possible ? "true" : "false",
-        r.passed ? "true" : "false");
+    nlohmann::ordered_json j;
+    j["accounts"] = o.accounts;
+    j["clients"] = o.clients;
+    j["threads"] = o.threads;
+    j["seed"] = o.seed;
+    j["transfers"] = r.transfers;
+    j["ok"] = r.ok;
+    j["rejected"] = r.rejected;
+    j["seconds"] = r.seconds;
+    j["transfers_per_second"] = r.transfers_per_second();
+    j["p50_us"] = r.p50_us;
+    j["p99_us"] = r.p99_us;
+    j["p999_us"] = r.p999_us;
+    j["expected_total"] = r.expected_total;
+    j["actual_total"] = r.actual_total;
+    j["conserved"] = r.conserved;
+    j["max_sent"] = r.max_sent;
+    j["refusals_possible"] = r.refusals_possible;
+    j["passed"] = r.passed;
+    std::puts(j.dump().c_str());
   } else {
     std::printf("W1: %zu accounts, %zu clients, %zu threads, seed %" PRIu64 "\n", o.accounts,
                 o.clients, o.threads, o.seed);
@@ -170,20 +128,117 @@ int simulate(int argc, char** argv) {
   return r.passed ? 0 : 1;
 }
 
+// `bank serve`: runs until SIGINT or SIGTERM, then drains and exits 0.
+int serve(bank::serve::options o) {
+  // The signals are taken by sigwait() below, not by a handler: blocked here,
+  // before any thread starts, so every thread inherits the block.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::unique_ptr<bank::serve::server> s;
+  try {
+    s = std::make_unique<bank::serve::server>(o);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "bank: cannot listen on %s:%u: %s\n", o.bind.c_str(),
+                 static_cast<unsigned>(o.port), e.code().message().c_str());
+    return 3;
+  }
+  const auto where = s->endpoint();
+  std::printf("listening on %s:%u\n", where.address().to_string().c_str(),
+              static_cast<unsigned>(where.port()));
+  std::fflush(stdout);
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::fprintf(stderr, "bank serve: %s: no new connections; answering what was read\n",
+               signal == SIGINT ? "SIGINT" : "SIGTERM");
+  s->drain();
+  s.reset();
+  std::fprintf(stderr, "bank serve: stopped\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string_view command = argc > 1 ? argv[1] : "";
-  if (command == "--help" || command == "-h" || command == "help") {
-    std::fputs(usage_text, stdout);
-    return 0;
+  CLI::App app(
+      "bank: accounts as courier actors; transfers that never create or lose money.\n"
+      "With no command: a transfer between alice and bob, then a one-second\n"
+      "concurrent run that checks conservation.",
+      "bank");
+  app.require_subcommand(0, 1);
+
+  bank::simulation_options sim;
+  bool json = false;
+  CLI::App* simulate_cmd = app.add_subcommand(
+      "simulate", "workload W1: closed-loop random transfers between account actors");
+  number(*simulate_cmd, "--accounts", sim.accounts, 2, limits::max_accounts,
+         "accounts, each opened with 1000000")
+      ->capture_default_str();
+  number(*simulate_cmd, "--clients", sim.clients, 1, limits::max_clients,
+         "clients, each awaiting one transfer's reply before the next")
+      ->capture_default_str();
+  number(*simulate_cmd, "--transfers", sim.transfers, 1, limits::max_transfers,
+         "transfers in total, shared out over the clients")
+      ->capture_default_str();
+  number(*simulate_cmd, "--threads", sim.threads, 1, limits::max_threads,
+         "worker threads of the pool")
+      ->capture_default_str();
+  number(*simulate_cmd, "--seed", sim.seed, 0, std::numeric_limits<std::uint64_t>::max(),
+         "client i draws from splitmix64(S + i)")
+      ->capture_default_str();
+  simulate_cmd->add_flag("--json", json, "print one JSON object instead of text");
+  simulate_cmd->footer(
+      "Exits 1 if money was created or lost, or a transfer was refused where no order of\n"
+      "the transfers can refuse one (no account sends more than it was opened with); 2 on\n"
+      "a usage error; 3 if the run cannot start (out of memory or threads).");
+
+  bank::serve::options srv;
+  unsigned idle_seconds = 0;
+  bool quiet = false;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "run the bank as a server that speaks the Redis protocol (RESP2)");
+  serve_cmd->add_option("--bind", srv.bind, "the address to listen on")
+      ->type_name("ADDR")
+      ->capture_default_str();
+  number(*serve_cmd, "--port", srv.port, 0, 65535, "the TCP port (0: any free port)")
+      ->capture_default_str();
+  number(*serve_cmd, "--threads", srv.threads, 1, limits::max_threads, "worker threads of the pool")
+      ->capture_default_str();
+  number(*serve_cmd, "--max-clients", srv.max_clients, 1, 1000000,
+         "connections served at once; more are refused")
+      ->capture_default_str();
+  number(*serve_cmd, "--idle-timeout", idle_seconds, 0, 31536000,
+         "close a connection idle this many seconds (0: never)")
+      ->capture_default_str();
+  serve_cmd->add_flag("--quiet", quiet, "do not log each connection opened and closed");
+  serve_cmd->footer(
+      "Prints 'listening on ADDR:PORT' when ready. SIGINT or SIGTERM: stops accepting,\n"
+      "answers every command already read, closes, and exits 0. Exits 2 on a usage\n"
+      "error, 3 if it cannot listen.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "bank: %s (try 'bank --help')\n", e.what());
+    return 2;
   }
-  if (argc > 1 && command != "simulate")
-    usage_error("unknown command '" + std::string(command) + "'");
   // The arguments are within bounds, but the machine may still refuse the
   // memory or the threads: say so in one line.
   try {
-    return argc == 1 ? classic() : simulate(argc, argv);
+    if (*simulate_cmd) return simulate(sim, json);
+    if (*serve_cmd) {
+      srv.idle_timeout = std::chrono::seconds(idle_seconds);
+      srv.log_connections = !quiet;
+      return serve(srv);
+    }
+    return classic();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bank: cannot run: %s\n", e.what());
     return 3;

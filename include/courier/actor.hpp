@@ -5,6 +5,7 @@
 
 #include <asio/cancellation_signal.hpp>
 #include <chrono>
+#include <cstddef>
 #include <type_traits>
 #include <utility>
 
@@ -194,6 +195,14 @@ class actor {
   /// Whether the actor has stopped (by stop(), its failure policy, or its
   /// pool shutting down). @throws usage_error on an empty handle.
   bool stopped() const;
+
+  /// How many messages the mailbox holds now, for monitoring: a snapshot that
+  /// senders and the actor change as it is taken, counting the places of
+  /// senders about to queue and the continuations and executor handlers
+  /// queued too. Counted in bounded mailboxes only: an actor spawned with
+  /// unbounded_mailbox reports 0.
+  /// @throws usage_error on an empty handle.
+  std::size_t queued() const;
 
   /// The actor's mailbox as an Asio executor with strand semantics.
   /// @throws usage_error on an empty handle.

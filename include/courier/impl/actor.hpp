@@ -328,6 +328,11 @@ bool actor<State, Msg>::stopped() const {
 }
 
 template <class State, class Msg>
+std::size_t actor<State, Msg>::queued() const {
+  return static_cast<std::size_t>(core().queued());
+}
+
+template <class State, class Msg>
 auto actor<State, Msg>::get_executor() const -> executor_type {
   return actor_executor(detail::ref_ptr<detail::actor_base>::share(&core()), true);
 }

@@ -47,6 +47,9 @@ class actor_base : public continuation_home {
   bool reserve() noexcept { return room_.reserve(*this); }
   void unreserve() noexcept { room_.release(1, *this); }
 
+  // The mailbox's taken places now (see mailbox_capacity::taken()).
+  std::uint64_t queued() const noexcept { return room_.taken(); }
+
   // Queues w's node once there is room; w->done() reports the outcome, maybe
   // on this thread before this returns. Never blocks.
   void reserve_async(room_waiter* w) noexcept { room_.wait_for_room(w, *this); }

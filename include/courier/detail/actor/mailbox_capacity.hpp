@@ -81,6 +81,11 @@ class mailbox_capacity {
   // The bound; 0 for none. Set once, before any use.
   void set_capacity(std::uint32_t capacity) noexcept { capacity_ = capacity; }
 
+  // How many places are taken now (0 when unbounded): a snapshot.
+  std::uint64_t taken() const noexcept {
+    return capacity_ == 0 ? 0 : count_.load(std::memory_order_relaxed) & count_mask;
+  }
+
   // Counts a node admitted whatever the bound.
   void admit() noexcept {
     if (capacity_ != 0) count_.fetch_add(1, std::memory_order_acq_rel);

@@ -1,0 +1,918 @@
+// server.hpp: `bank serve`, the bank as a network service that speaks the
+// Redis protocol, so redis-cli, redis-benchmark and Redis client libraries
+// are its clients.
+//
+// Everything runs on one courier::thread_pool, inside actors:
+// - the accounts and their directory (bank::bank);
+// - one actor per connection (a `session`), which owns its socket: every read
+//   and write completes on that actor's executor, so the session's buffers
+//   and state need no lock, and no thread belongs to a connection;
+// - a listener actor that owns the listening socket, counts the connections,
+//   and drains them at shutdown;
+// - the shards of the transfer-id registry, each an actor owning the ids
+//   whose hash falls to it.
+//
+// A session executes its connection's commands one after another, in the
+// order they arrived, as Redis does: each command sees the effects of the
+// ones before it. Pipelined commands are read ahead into a fixed buffer, and
+// their replies collect in an output buffer written in one system call.
+// Backpressure is bounded bytes: the session reads only while its input
+// buffer has room, and executes only while its output buffer holds less than
+// a bound, so a client that sends without reading stalls itself and no one
+// else (TCP flow control pushes back on it).
+#pragma once
+
+#include <courier.hpp>
+
+#include <asio/bind_executor.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "bank.hpp"
+#include "metrics.hpp"
+#include "resp.hpp"
+
+namespace bank::serve {
+
+/// How the server runs (the flags of `bank serve`).
+struct options {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 6380;  ///< 0: a free port the system picks
+  std::size_t threads = 2;    ///< worker threads of the pool
+  std::size_t max_clients = 10000;
+  std::chrono::seconds idle_timeout{0};  ///< 0: never
+  /// How long a graceful shutdown waits for clients to take their replies
+  /// before it closes the connections that remain.
+  std::chrono::seconds drain_limit{10};
+  bool log_connections = true;  ///< one stderr line per connection opened and closed
+};
+
+/// Per-connection bounds: bytes read ahead, and replies waiting to be written.
+inline constexpr std::size_t input_buffer_bytes = 64 * 1024;
+inline constexpr std::size_t output_limit_bytes = 64 * 1024;
+/// Account handles a session remembers (names never change their account).
+inline constexpr std::size_t account_cache_entries = 65536;
+/// The longest transfer id.
+inline constexpr std::size_t max_id_bytes = 64;
+
+/// What a command replies: `errc` (+OK, or -ERR with its description), an
+/// integer, the totals of TOTAL, or a bulk string.
+using reply = std::variant<errc, std::int64_t, ::bank::totals, std::string>;
+
+// --- transfer ids ----------------------------------------------------------------
+
+/// A transfer with a client-chosen id, sent to the id's shard.
+struct IdTransfer {
+  std::string id;
+  std::string from;
+  std::string to;
+  std::uint64_t amount;
+  /// The two accounts, resolved before, or why they could not be.
+  std::variant<std::pair<account_ref, account_ref>, errc> accounts;
+};
+
+/// A shard of the transfer-id registry: every id whose hash falls to it, with
+/// what its transfer came to. A transfer runs once per id; a retry, even
+/// while the first attempt is still running, gets the first attempt's
+/// outcome, and a retry that names other accounts or another amount gets
+/// errc::id_conflict and changes nothing.
+struct id_shard {
+  struct record {
+    std::string from;
+    std::string to;
+    std::uint64_t amount = 0;
+    bool done = false;
+    errc outcome = errc::ok;
+    std::vector<courier::promise<errc>> waiting;  ///< retries made while it ran
+  };
+  std::unordered_map<std::string, record> ids;
+
+  // Move-only (promises), which the container does not tell courier.
+  id_shard() = default;
+  id_shard(id_shard&&) = default;
+  id_shard& operator=(id_shard&&) = default;
+  id_shard(const id_shard&) = delete;
+  id_shard& operator=(const id_shard&) = delete;
+
+  courier::future<errc> handle(IdTransfer t) {
+    auto [it, fresh] = ids.try_emplace(t.id);
+    record& r = it->second;
+    if (!fresh) {
+      if (r.from != t.from || r.to != t.to || r.amount != t.amount)
+        return courier::make_ready_future(errc::id_conflict);
+      if (r.done) return courier::make_ready_future(r.outcome);
+      courier::promise<errc> p;
+      courier::future<errc> f = p.get_future();
+      r.waiting.push_back(std::move(p));
+      return f;
+    }
+    r.from = std::move(t.from);
+    r.to = std::move(t.to);
+    r.amount = t.amount;
+    if (const errc* e = std::get_if<errc>(&t.accounts))
+      return courier::make_ready_future(settle(r, *e));
+    auto& [from, to] = std::get<0>(t.accounts);
+    // `then`, attached inside this shard, runs inside it: it may touch `ids`.
+    return ::bank::try_transfer(from, to, t.amount).then([this, id = std::move(t.id)](errc e) {
+      return settle(ids.at(id), e);
+    });
+  }
+
+ private:
+  static errc settle(record& r, errc e) {
+    r.done = true;
+    r.outcome = e;
+    for (auto& p : r.waiting) p.try_set_value(e);
+    std::vector<courier::promise<errc>>().swap(r.waiting);
+    return e;
+  }
+};
+using id_msg = std::variant<IdTransfer>;
+using id_shard_ref = courier::actor<id_shard, id_msg>;
+
+// --- the shared part of the server -------------------------------------------------
+
+struct Gone {
+  std::uint64_t session;
+  std::string why;
+};
+struct Drain {
+  courier::promise<void> done;
+};
+struct ForceClose {};
+struct ResumeAccepting {};
+struct Listen;
+struct listener;
+using listener_msg = std::variant<Gone, Drain, ForceClose, ResumeAccepting, Listen>;
+
+/// What every session shares: the bank, the id registry, the metrics, the
+/// options, and the listener to report to. Outlives every session.
+struct server_core {
+  options opts;
+  metrics stats;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::atomic<std::uint64_t> connections_accepted{0};
+  std::atomic<std::uint64_t> connections_refused{0};
+  std::atomic<std::uint64_t> connections_live{0};
+  ::bank::bank* accounts = nullptr;
+  std::vector<id_shard_ref> id_shards;
+  courier::actor<listener, listener_msg> listen;
+
+  const id_shard_ref& shard_of(std::string_view id) const {
+    return id_shards[std::hash<std::string_view>{}(id) % id_shards.size()];
+  }
+
+  template <class... Args>
+  void log(const char* format, Args... args) const {
+    std::fprintf(stderr, format, args...);
+  }
+
+  /// The text of INFO.
+  courier::future<std::string> info() const;
+};
+
+// --- a connection ---------------------------------------------------------------------
+
+struct session_host;
+struct Start;
+struct StartDrain {};
+struct Tick {};
+using session_msg = std::variant<Start, StartDrain, Tick>;
+using session_ref = courier::actor<session_host, session_msg>;
+/// Starts a session: its own handle, which it keeps until it ends.
+struct Start {
+  session_ref self;
+};
+
+namespace detail {
+
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char c = a[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+// An amount: decimal digits only, at most max_balance.
+inline bool parse_amount(std::string_view s, std::uint64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+    if (v > (max_balance - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+}  // namespace detail
+
+/// One client connection. Lives inside its actor (session_host): every
+/// member runs on that actor's executor, one at a time.
+class session {
+ public:
+  session(server_core& core, asio::ip::tcp::socket socket, std::uint64_t id, std::string peer)
+      : core_(core), socket_(std::move(socket)), id_(id), peer_(std::move(peer)) {}
+
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  ~session() {
+    std::error_code ignored;
+    socket_.close(ignored);
+    core_.listen.tell(Gone{id_, why_.empty() ? "stopped" : why_});
+  }
+
+  void start(session_ref self) {
+    self_ = std::move(self);
+    executor_.emplace(self_.get_executor());
+    buffer_ = std::make_unique<char[]>(input_buffer_bytes);
+    last_read_ = std::chrono::steady_clock::now();
+    std::error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    if (core_.opts.idle_timeout.count() > 0)
+      idle_timer_.emplace(self_.tell_every(std::chrono::seconds(1), Tick{}));
+    pump();
+  }
+
+  // Stops reading; answers what was read; then closes.
+  void drain() {
+    draining_ = true;
+    if (reading_) {
+      // Wakes the read in progress (it completes with what it has, or EOF)
+      // without cancelling a write.
+      std::error_code ignored;
+      socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
+    }
+    pump();
+  }
+
+  void tick() {
+    const auto idle = std::chrono::steady_clock::now() - last_read_;
+    if (!busy_ && !writing_ && out_.empty() && idle >= core_.opts.idle_timeout)
+      abandon("idle timeout");
+  }
+
+ private:
+  // --- the loop ------------------------------------------------------------------------
+  // Executes the commands read, one at a time, while the output has room;
+  // then writes, reads, or ends the connection as the state allows.
+  void pump() {
+    while (!busy_ && !closing_ && out_.size() < output_limit_bytes && begin_ < end_) {
+      const std::string_view pending(buffer_.get() + begin_, end_ - begin_);
+      const resp::parse_result r = resp::parse(pending, args_);
+      if (r.status == resp::parse_status::incomplete) break;
+      if (r.status == resp::parse_status::error) {
+        out_ += "-ERR Protocol error: ";
+        out_ += r.error;
+        out_ += "\r\n";
+        why_ = std::string("protocol error: ") + r.error;
+        closing_ = true;
+        break;
+      }
+      begin_ += r.consumed;
+      if (r.status == resp::parse_status::command) execute();
+    }
+    if (!busy_ && !closing_ && (eof_ || draining_) && !reading_ && !complete_command_waiting()) {
+      if (why_.empty()) why_ = draining_ ? "server shutting down" : "closed by client";
+      closing_ = true;
+    }
+    write_more();
+    read_more();
+    if (closing_ && !busy_ && !writing_ && out_.empty()) finish();
+  }
+
+  bool complete_command_waiting() {
+    if (begin_ == end_) return false;
+    const resp::parse_result r =
+        resp::parse(std::string_view(buffer_.get() + begin_, end_ - begin_), args_);
+    return r.status != resp::parse_status::incomplete;
+  }
+
+  void read_more() {
+    if (reading_ || eof_ || draining_ || closing_ || dead_) return;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+    } else if (begin_ > 0 && end_ == input_buffer_bytes) {
+      std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (end_ == input_buffer_bytes) return;  // full of commands not yet executed
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(buffer_.get() + end_, input_buffer_bytes - end_),
+        asio::bind_executor(*executor_,
+                            [this](std::error_code ec, std::size_t n) { on_read(ec, n); }));
+  }
+
+  void on_read(std::error_code ec, std::size_t n) {
+    reading_ = false;
+    end_ += n;
+    if (n > 0) last_read_ = std::chrono::steady_clock::now();
+    if (ec) {
+      if (ec == asio::error::eof || draining_) {
+        eof_ = true;
+      } else {
+        abandon("read failed: " + ec.message());
+        return;
+      }
+    }
+    pump();
+  }
+
+  void write_more() {
+    if (writing_ || out_.empty() || dead_) return;
+    out_.swap(writing_buffer_);
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(writing_buffer_),
+                      asio::bind_executor(*executor_, [this](std::error_code ec, std::size_t) {
+                        writing_ = false;
+                        writing_buffer_.clear();
+                        if (ec) {
+                          abandon("write failed: " + ec.message());
+                          return;
+                        }
+                        pump();
+                      }));
+  }
+
+  // Ends the connection once everything was answered.
+  void finish() {
+    if (dead_) return;
+    dead_ = true;
+    std::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    self_.stop();
+  }
+
+  // Ends the connection now: its peer is gone, or will not be waited for.
+  void abandon(std::string why) {
+    if (dead_) return;
+    why_ = std::move(why);
+    dead_ = true;
+    closing_ = true;
+    std::error_code ignored;
+    socket_.close(ignored);
+    self_.stop();
+  }
+
+  // --- commands ------------------------------------------------------------------------
+  void execute() {
+    started_ = std::chrono::steady_clock::now();
+    const std::string_view name = args_[0];
+    const std::size_t argc = args_.size();
+    using detail::iequals;
+    if (iequals(name, "TRANSFER")) {
+      kind_ = command_kind::transfer;
+      if (argc != 4 && !(argc == 6 && iequals(args_[4], "ID"))) return wrong_arity("transfer");
+      std::uint64_t amount = 0;
+      if (!detail::parse_amount(args_[3], amount)) return not_an_amount();
+      if (argc == 6) {
+        if (args_[5].empty() || args_[5].size() > max_id_bytes)
+          return immediate_error("ERR transfer id must be 1 to 64 bytes");
+        return transfer_with_id(std::string(args_[1]), std::string(args_[2]), amount,
+                                std::string(args_[5]));
+      }
+      return transfer(args_[1], args_[2], amount);
+    }
+    if (iequals(name, "BALANCE")) {
+      kind_ = command_kind::balance;
+      if (argc != 2) return wrong_arity("balance");
+      return on_account(args_[1], [](const account_ref& a) {
+        return a.ask(GetBalance{}).then([](std::uint64_t b) {
+          return reply(static_cast<std::int64_t>(b));
+        });
+      });
+    }
+    if (iequals(name, "DEPOSIT") || iequals(name, "WITHDRAW")) {
+      const bool deposit = iequals(name, "DEPOSIT");
+      kind_ = deposit ? command_kind::deposit : command_kind::withdraw;
+      if (argc != 3) return wrong_arity(deposit ? "deposit" : "withdraw");
+      std::uint64_t amount = 0;
+      if (!detail::parse_amount(args_[2], amount)) return not_an_amount();
+      if (deposit)
+        return on_account(args_[1], [amount](const account_ref& a) {
+          return account_reply(a.ask(Deposit{amount}));
+        });
+      return on_account(args_[1], [amount](const account_ref& a) {
+        return account_reply(a.ask(Withdraw{amount}));
+      });
+    }
+    if (iequals(name, "OPEN")) {
+      kind_ = command_kind::open;
+      if (argc != 3) return wrong_arity("open");
+      std::uint64_t amount = 0;
+      if (!detail::parse_amount(args_[2], amount)) return not_an_amount();
+      return await_reply(core_.accounts->try_open(std::string(args_[1]), amount).then([](errc e) {
+        return reply(e);
+      }));
+    }
+    if (iequals(name, "CLOSE")) {
+      kind_ = command_kind::close;
+      if (argc != 2) return wrong_arity("close");
+      return on_account(args_[1],
+                        [](const account_ref& a) { return account_reply(a.ask(Close{})); });
+    }
+    if (iequals(name, "PING")) {
+      kind_ = command_kind::ping;
+      if (argc > 2) return wrong_arity("ping");
+      if (argc == 2)
+        resp::bulk(out_, args_[1]);
+      else
+        resp::simple(out_, "PONG");
+      return done();
+    }
+    if (iequals(name, "TOTAL")) {
+      kind_ = command_kind::total;
+      if (argc != 1) return wrong_arity("total");
+      return await_reply(core_.accounts->total().then([](::bank::totals t) { return reply(t); }));
+    }
+    if (iequals(name, "INFO")) {
+      kind_ = command_kind::info;
+      if (argc > 2) return wrong_arity("info");
+      return await_reply(core_.info().then([](std::string s) { return reply(std::move(s)); }));
+    }
+    if (iequals(name, "QUIT")) {
+      kind_ = command_kind::quit;
+      resp::simple(out_, "OK");
+      why_ = "quit";
+      closing_ = true;
+      return done();
+    }
+    kind_ = command_kind::other;
+    if (iequals(name, "CONFIG") && argc == 3 && iequals(args_[1], "GET")) {
+      // redis-benchmark asks for the persistence settings: there are none.
+      if (iequals(args_[2], "SAVE") || iequals(args_[2], "APPENDONLY")) {
+        resp::array(out_, 2);
+        resp::bulk(out_, args_[2]);
+        resp::bulk(out_, iequals(args_[2], "SAVE") ? "" : "no");
+      } else {
+        resp::array(out_, 0);
+      }
+      return done();
+    }
+    if (iequals(name, "COMMAND")) {  // redis-cli asks for command docs: none
+      resp::array(out_, 0);
+      return done();
+    }
+    if (iequals(name, "HELLO")) {
+      resp::error(out_, "NOPROTO this server speaks RESP2 only");
+      return done();
+    }
+    std::string text = "ERR unknown command '";
+    text.append(name.substr(0, 64));
+    text += "'";
+    immediate_error(text);
+  }
+
+  void transfer(std::string_view from, std::string_view to, std::uint64_t amount) {
+    const account_ref* a = cached(from);
+    const account_ref* b = cached(to);
+    if (a != nullptr && b != nullptr) return await_transfer(::bank::try_transfer(*a, *b, amount));
+    await_transfer(core_.accounts->find_pair(std::string(from), std::string(to))
+                       .then([this, from = std::string(from), to = std::string(to), amount](
+                                 std::variant<std::pair<account_ref, account_ref>, errc> found) {
+                         if (const errc* e = std::get_if<errc>(&found))
+                           return courier::make_ready_future(*e);
+                         auto& [x, y] = std::get<0>(found);
+                         remember(from, x);
+                         remember(to, y);
+                         return ::bank::try_transfer(x, y, amount);
+                       }));
+  }
+
+  void transfer_with_id(std::string from, std::string to, std::uint64_t amount, std::string id) {
+    const id_shard_ref& shard = core_.shard_of(id);
+    const account_ref* a = cached(from);
+    const account_ref* b = cached(to);
+    if (a != nullptr && b != nullptr) {
+      std::pair<account_ref, account_ref> both{*a, *b};
+      return await_transfer(shard.ask(
+          IdTransfer{std::move(id), std::move(from), std::move(to), amount, std::move(both)}));
+    }
+    std::string f = from, t = to;
+    await_transfer(
+        core_.accounts->find_pair(std::move(f), std::move(t))
+            .then([this, shard, id = std::move(id), from = std::move(from), to = std::move(to),
+                   amount](std::variant<std::pair<account_ref, account_ref>, errc> found) {
+              if (auto* p = std::get_if<0>(&found)) {
+                remember(from, p->first);
+                remember(to, p->second);
+              }
+              return shard.ask(IdTransfer{id, from, to, amount, std::move(found)});
+            }));
+  }
+
+  void await_transfer(courier::future<errc> f) {
+    await_reply(std::move(f).then([this](courier::result<errc> r) {
+      const errc e = ::bank::detail::code_of(r);
+      thread_metrics& t = core_.stats.local();
+      thread_metrics::bump(e == errc::ok ? t.transfers_ok : t.transfers_rejected);
+      return reply(e);
+    }));
+  }
+
+  // Runs `f(account)` on the named account (found in the cache, or through
+  // the directory) and awaits the reply it returns.
+  template <class F>
+  void on_account(std::string_view name, F f) {
+    if (const account_ref* a = cached(name)) return await_reply(f(*a));
+    await_reply(
+        core_.accounts->find(std::string(name))
+            .then([this, name = std::string(name), f](std::variant<account_ref, errc> found) {
+              if (const errc* e = std::get_if<errc>(&found))
+                return courier::make_ready_future(reply(*e));
+              remember(name, std::get<0>(found));
+              return f(std::get<0>(found));
+            }));
+  }
+
+  static courier::future<reply> account_reply(courier::future<errc> f) {
+    return std::move(f).then(
+        [](courier::result<errc> r) { return reply(::bank::detail::code_of(r)); });
+  }
+
+  const account_ref* cached(std::string_view name) const {
+    auto it = accounts_.find(name);
+    return it == accounts_.end() ? nullptr : &it->second;
+  }
+  void remember(const std::string& name, const account_ref& a) {
+    if (accounts_.size() >= account_cache_entries) accounts_.clear();
+    accounts_.emplace(name, a);
+  }
+
+  // The command goes on asynchronously: the next waits for its reply.
+  void await_reply(courier::future<reply> f) {
+    busy_ = true;
+    // Attached inside this session's actor, the continuation runs inside it.
+    std::move(f).then([this](courier::result<reply> r) {
+      busy_ = false;
+      if (r.has_value()) {
+        encode(r.value());
+      } else {
+        try {
+          std::rethrow_exception(r.error());
+        } catch (const std::exception& e) {
+          resp::error(out_, std::string("ERR ") + e.what());
+        }
+      }
+      done();
+      pump();
+    });
+  }
+
+  void encode(const reply& r) {
+    if (const errc* e = std::get_if<errc>(&r)) {
+      if (*e == errc::ok)
+        resp::simple(out_, "OK");
+      else
+        resp::error(out_, std::string("ERR ") + describe(*e));
+    } else if (const std::int64_t* n = std::get_if<std::int64_t>(&r)) {
+      resp::integer(out_, *n);
+    } else if (const ::bank::totals* t = std::get_if<::bank::totals>(&r)) {
+      resp::array(out_, 2);
+      resp::integer(out_, static_cast<std::int64_t>(t->money));
+      resp::integer(out_, static_cast<std::int64_t>(t->accounts));
+    } else {
+      resp::bulk(out_, std::get<std::string>(r));
+    }
+  }
+
+  void done() {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - started_)
+                        .count();
+    core_.stats.record(kind_, static_cast<std::uint64_t>(ns));
+  }
+  void immediate_error(std::string_view text) {
+    resp::error(out_, text);
+    done();
+  }
+  void wrong_arity(const char* command) {
+    immediate_error(std::string("ERR wrong number of arguments for '") + command + "' command");
+  }
+  void not_an_amount() {
+    immediate_error("ERR amount is not a whole number of minor units from 0 to " +
+                    std::to_string(max_balance));
+  }
+
+  server_core& core_;
+  asio::ip::tcp::socket socket_;
+  const std::uint64_t id_;
+  const std::string peer_;
+  session_ref self_;
+  std::optional<courier::actor_executor> executor_;
+  std::optional<courier::timer> idle_timer_;
+
+  std::unique_ptr<char[]> buffer_;  // input: [begin_, end_) read, not yet executed
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  std::vector<std::string_view> args_;
+  std::string out_;             // replies not yet handed to a write
+  std::string writing_buffer_;  // the write in progress
+  std::unordered_map<std::string, account_ref, detail::string_hash, std::equal_to<>> accounts_;
+
+  command_kind kind_ = command_kind::other;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_read_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool busy_ = false;      // a command awaits its reply
+  bool eof_ = false;       // the client sent everything it will send
+  bool draining_ = false;  // the server is shutting down
+  bool closing_ = false;   // no more commands: answer, then close
+  bool dead_ = false;      // the socket is closed
+  std::string why_;
+};
+
+/// The State of a session's actor: the session, kept at a fixed address
+/// (its pending reads and writes refer to it).
+struct session_host {
+  std::unique_ptr<session> s;
+  void handle(Start st) { s->start(std::move(st.self)); }
+  void handle(StartDrain) { s->drain(); }
+  void handle(Tick) { s->tick(); }
+};
+
+// --- the listener ---------------------------------------------------------------------
+
+/// The listening socket and the connections' register. Lives inside its
+/// actor, at a fixed address (its pending accept refers to it).
+class listener_impl {
+ public:
+  listener_impl(server_core& core, courier::thread_pool& pool, asio::ip::tcp::acceptor acceptor)
+      : core_(core), pool_(pool), acceptor_(std::move(acceptor)) {}
+
+  void start(courier::actor<listener, listener_msg> self) {
+    self_ = std::move(self);
+    accept();
+  }
+
+  void gone(const Gone& g) {
+    auto it = live_.find(g.session);
+    if (it == live_.end()) return;
+    live_.erase(it);
+    core_.connections_live.fetch_sub(1, std::memory_order_relaxed);
+    if (core_.opts.log_connections)
+      core_.log("bank serve: connection %" PRIu64 " closed (%s)\n", g.session, g.why.c_str());
+    check_drained();
+  }
+
+  void drain(courier::promise<void> done) {
+    if (draining_) return;
+    draining_ = true;
+    drained_.emplace(std::move(done));
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    for (auto& [id, s] : live_) s.tell(StartDrain{});
+    force_.emplace(self_.tell_after(core_.opts.drain_limit, ForceClose{}));
+    check_drained();
+  }
+
+  // The drain took too long: the connections left are closed unanswered.
+  void force_close() {
+    if (!live_.empty())
+      core_.log("bank serve: closing %zu connection(s) that did not take their replies\n",
+                live_.size());
+    for (auto& [id, s] : live_) s.stop();
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(
+        pool_.get_executor(),
+        asio::bind_executor(self_.get_executor(),
+                            [this](std::error_code ec, asio::ip::tcp::socket socket) {
+                              on_accept(ec, std::move(socket));
+                            }));
+  }
+
+  void on_accept(std::error_code ec, asio::ip::tcp::socket socket) {
+    if (draining_) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      core_.log("bank serve: accept failed: %s\n", ec.message().c_str());
+      // Out of descriptors, say: try again after a pause rather than spin.
+      retry_.emplace(self_.tell_after(std::chrono::milliseconds(100), ResumeAccepting{}));
+      return;
+    }
+    const std::uint64_t id = next_id_++;
+    std::error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    const std::string peer_text =
+        peer_ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port());
+    if (live_.size() >= core_.opts.max_clients) {
+      core_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      core_.log("bank serve: refused %s: max number of clients (%zu) reached\n", peer_text.c_str(),
+                core_.opts.max_clients);
+      refuse(std::move(socket));
+    } else {
+      core_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+      core_.connections_live.fetch_add(1, std::memory_order_relaxed);
+      if (core_.opts.log_connections)
+        core_.log("bank serve: connection %" PRIu64 " from %s\n", id, peer_text.c_str());
+      session_host host{std::make_unique<session>(core_, std::move(socket), id, peer_text)};
+      session_ref s = courier::spawn<session_host, session_msg>(pool_, std::move(host));
+      live_.emplace(id, s);
+      s.tell(Start{s});
+    }
+    accept();
+  }
+
+  // Tells the client why, as Redis does, and closes.
+  static void refuse(asio::ip::tcp::socket socket) {
+    static const std::string text = "-ERR max number of clients reached\r\n";
+    auto owned = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
+    asio::async_write(*owned, asio::buffer(text), [owned](std::error_code, std::size_t) {
+      std::error_code ignored;
+      owned->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      owned->close(ignored);
+    });
+  }
+
+  void check_drained() {
+    if (draining_ && live_.empty() && drained_) {
+      drained_->try_set_value();
+      drained_.reset();
+      force_.reset();
+    }
+  }
+
+ public:
+  // The pause after a failed accept is over.
+  void resume_accepting() {
+    retry_.reset();
+    if (!draining_) accept();
+  }
+
+ private:
+  server_core& core_;
+  courier::thread_pool& pool_;
+  asio::ip::tcp::acceptor acceptor_;
+  courier::actor<listener, listener_msg> self_;
+  std::unordered_map<std::uint64_t, session_ref> live_;
+  std::uint64_t next_id_ = 1;
+  bool draining_ = false;
+  std::optional<courier::promise<void>> drained_;
+  std::optional<courier::timer> force_;
+  std::optional<courier::timer> retry_;
+};
+
+/// Starts the listener: its own handle.
+struct Listen {
+  courier::actor<listener, listener_msg> self;
+};
+
+/// The State of the listener's actor.
+struct listener {
+  std::unique_ptr<listener_impl> l;
+  void handle(const Gone& g) { l->gone(g); }
+  void handle(Drain d) { l->drain(std::move(d.done)); }
+  void handle(ForceClose) { l->force_close(); }
+  void handle(ResumeAccepting) { l->resume_accepting(); }
+  void handle(Listen m) { l->start(std::move(m.self)); }
+};
+
+// --- INFO --------------------------------------------------------------------------------
+
+inline courier::future<std::string> server_core::info() const {
+  const metrics_reading m = stats.read();
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+          .count();
+  std::string text;
+  char line[256];
+  auto add = [&text, &line](const char* format, auto... args) {
+    std::snprintf(line, sizeof line, format, args...);
+    text += line;
+  };
+  add("# Server\r\nuptime_in_seconds:%lld\r\nthreads:%zu\r\n", static_cast<long long>(uptime),
+      opts.threads);
+  add("\r\n# Clients\r\nconnected_clients:%" PRIu64 "\r\ntotal_connections_received:%" PRIu64
+      "\r\nrejected_connections:%" PRIu64 "\r\nmaxclients:%zu\r\n",
+      connections_live.load(std::memory_order_relaxed),
+      connections_accepted.load(std::memory_order_relaxed),
+      connections_refused.load(std::memory_order_relaxed), opts.max_clients);
+  std::uint64_t commands = 0;
+  for (std::uint64_t c : m.commands) commands += c;
+  add("\r\n# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\ntransfers_ok:%" PRIu64
+      "\r\ntransfers_rejected:%" PRIu64 "\r\n",
+      commands, m.transfers_ok, m.transfers_rejected);
+  text += "\r\n# Latency (microseconds, from a command's parse to its reply)\r\n";
+  for (std::size_t k = 0; k < command_kinds; ++k) {
+    const auto kind = static_cast<command_kind>(k);
+    if (m.commands[k] == 0) continue;
+    add("cmd_%s:calls=%" PRIu64 ",p50=%.1f,p99=%.1f,p999=%.1f\r\n", name_of(kind), m.commands[k],
+        m.percentile_us(kind, 0.50), m.percentile_us(kind, 0.99), m.percentile_us(kind, 0.999));
+  }
+  std::size_t ids_queued = 0;
+  for (const auto& shard : id_shards) ids_queued += shard.queued();
+  const std::size_t directory = accounts->directory_queued();
+  return accounts->accounts().then_inline(
+      [text = std::move(text), ids_queued,
+       directory](std::vector<std::pair<std::string, account_ref>> list) mutable {
+        std::size_t sum = 0, max = 0;
+        for (const auto& entry : list) {
+          const std::size_t q = entry.second.queued();
+          sum += q;
+          if (q > max) max = q;
+        }
+        char buf[256];
+        std::snprintf(buf, sizeof buf,
+                      "\r\n# Mailboxes (messages queued now)\r\naccounts:%zu\r\n"
+                      "account_queued_sum:%zu\r\naccount_queued_max:%zu\r\n"
+                      "directory_queued:%zu\r\nid_registry_queued:%zu\r\n",
+                      list.size(), sum, max, directory, ids_queued);
+        text += buf;
+        return text;
+      });
+}
+
+// --- the server -----------------------------------------------------------------------------
+
+/// A running `bank serve`: listening from construction until drain().
+///
+/// Thread safety: construct, call endpoint() and drain(), and destroy from
+/// one thread of your own (not one of the server's).
+class server {
+ public:
+  /// Binds and starts listening. @throws std::system_error if the address
+  /// cannot be bound (in use, not local...).
+  explicit server(options o) : pool_(o.threads) {
+    core_.opts = std::move(o);
+    bank_ = std::make_unique<::bank::bank>(pool_);
+    core_.accounts = bank_.get();
+    const std::size_t shards = 4 * core_.opts.threads;
+    for (std::size_t i = 0; i < shards; ++i)
+      core_.id_shards.push_back(courier::spawn<id_shard, id_msg>(pool_));
+    asio::ip::tcp::acceptor acceptor(pool_.get_executor());
+    const asio::ip::tcp::endpoint where(asio::ip::make_address(core_.opts.bind), core_.opts.port);
+    acceptor.open(where.protocol());
+    acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+    acceptor.bind(where);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    endpoint_ = acceptor.local_endpoint();
+    core_.listen = courier::spawn<listener, listener_msg>(
+        pool_, listener{std::make_unique<listener_impl>(core_, pool_, std::move(acceptor))});
+    core_.listen.tell(Listen{core_.listen});
+  }
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  ~server() { pool_.stop(); }
+
+  /// Where it listens (with the port the system chose for port 0).
+  asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
+
+  /// Graceful shutdown: stops accepting, lets every connection answer the
+  /// commands it has read, closes them (forcibly after options::drain_limit),
+  /// and returns once every connection is gone.
+  void drain() {
+    courier::promise<void> p;
+    courier::future<void> done = p.get_future();
+    core_.listen.tell(Drain{std::move(p)});
+    done.get();
+  }
+
+  server_core& core() { return core_; }
+
+ private:
+  server_core core_;
+  courier::thread_pool pool_;
+  std::unique_ptr<::bank::bank> bank_;
+  asio::ip::tcp::endpoint endpoint_;
+};
+
+}  // namespace bank::serve

@@ -1,0 +1,170 @@
+"""Starts and stops `bank serve` for the tests beside this file.
+
+The server listens on a free port of 127.0.0.1 (it is started with --port 0
+and prints the port it got), and is always stopped when the `with` block
+ends, whether the test passed or failed: SIGTERM first, SIGKILL if it has not
+exited after a while.
+"""
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+STARTUP_LIMIT_S = 60  # sanitizer builds start slowly on a loaded machine
+STOP_LIMIT_S = 60
+
+
+def fail(message):
+    print("FAIL: " + message, flush=True)
+    sys.exit(1)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+class BankServer:
+    """`with BankServer(bank, "--threads", "2") as s:` ... s.port ..."""
+
+    def __init__(self, bank, *args):
+        self.bank = bank
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.returncode = None
+        self.log = tempfile.NamedTemporaryFile(prefix="bank-serve-", suffix=".log", delete=False)
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [self.bank, "serve", "--port", "0"] + self.args,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            line = self._read_line(STARTUP_LIMIT_S)
+            prefix = b"listening on 127.0.0.1:"
+            check(line.startswith(prefix), "unexpected first line: %r" % line)
+            self.port = int(line[len(prefix):].strip())
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._stop()
+        if exc[0] is not None:
+            sys.stdout.write(self.stderr_text())
+        os.unlink(self.log.name)
+        return False
+
+    def _read_line(self, limit):
+        deadline = time.monotonic() + limit
+        out = b""
+        while not out.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            check(left > 0, "bank serve printed no 'listening on' line in %d s" % limit)
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 1)
+                check(chunk, "bank serve exited before listening: " + self.stderr_text())
+                out += chunk
+        return out
+
+    def terminate(self, sig=signal.SIGTERM, limit=STOP_LIMIT_S):
+        """Sends `sig` and waits for the exit code (None if it did not exit)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.returncode = self.proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.returncode = None
+        return self.returncode
+
+    def _stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            if self.terminate(signal.SIGTERM, STOP_LIMIT_S) is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+    def stderr_text(self):
+        self.log.flush()
+        with open(self.log.name, "r", errors="replace") as f:
+            return f.read()
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+def command(*args):
+    """One command as RESP bytes."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class Replies:
+    """Reads RESP2 replies from a socket, one at a time."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exactly(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read(self):
+        """+OK -> 'OK'; -ERR x -> Exception('ERR x'); :5 -> 5; $ -> bytes; * -> list."""
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return Exception(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self._exactly(n + 2)
+            return data[:-2]
+        if kind == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise ValueError("not a RESP reply: %r" % line)
+
+    def closed(self):
+        """True if the server closed the connection (after any pending bytes)."""
+        try:
+            self.read()
+            return False
+        except (EOFError, ConnectionResetError):
+            return True

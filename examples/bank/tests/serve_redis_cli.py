@@ -1,0 +1,66 @@
+"""The newcomer's session, driven by redis-cli: alice 1000, bob 500, a
+transfer of 200, then 800 and 700; a refused transfer changes nothing;
+TOTAL conserves the money; command names are case-insensitive; errors come
+back as Redis errors."""
+
+import subprocess
+import sys
+
+from harness import BankServer, check
+
+
+def cli(port, *args):
+    out = subprocess.run(["redis-cli", "-p", str(port)] + list(args), capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    check(out.returncode == 0, "redis-cli %s failed: %s" % (args, out.stderr))
+    return out.stdout.strip()
+
+
+def main(bank):
+    with BankServer(bank, "--threads", "2") as s:
+        session = [
+            (["PING"], "PONG"),
+            (["OPEN", "alice", "1000"], "OK"),
+            (["OPEN", "bob", "500"], "OK"),
+            (["TRANSFER", "alice", "bob", "200"], "OK"),
+            (["BALANCE", "alice"], "800"),
+            (["BALANCE", "bob"], "700"),
+            (["transfer", "alice", "bob", "5000"], "ERR insufficient funds"),
+            (["balance", "alice"], "800"),
+            (["TOTAL"], "1500\n2"),
+            (["OPEN", "alice", "1"], "ERR duplicate account name"),
+            (["TRANSFER", "alice", "alice", "1"], "ERR transfer to the same account"),
+            (["TRANSFER", "alice", "carol", "1"], "ERR unknown account"),
+            (["TRANSFER", "alice", "bob", "0"], "ERR amount must be greater than zero"),
+            (["DEPOSIT", "bob", "-5"],
+             "ERR amount is not a whole number of minor units from 0 to 9223372036854775807"),
+            (["TRANSFER", "alice", "bob"], "ERR wrong number of arguments for 'transfer' command"),
+            (["FLY", "me"], "ERR unknown command 'FLY'"),
+            (["TRANSFER", "alice", "bob", "100", "ID", "t-1"], "OK"),
+            (["TRANSFER", "alice", "bob", "100", "ID", "t-1"], "OK"),  # a retry: nothing moves
+            (["BALANCE", "alice"], "700"),
+            (["TRANSFER", "alice", "bob", "101", "ID", "t-1"],
+             "ERR transfer id already used with different parameters"),
+            (["TRANSFER", "bob", "alice", "999999", "ID", "t-2"], "ERR insufficient funds"),
+            (["DEPOSIT", "bob", "1000000"], "OK"),
+            # The original outcome, even though it would succeed now.
+            (["TRANSFER", "bob", "alice", "999999", "ID", "t-2"], "ERR insufficient funds"),
+            (["WITHDRAW", "bob", "1000000"], "OK"),
+            (["CLOSE", "bob"], "OK"),
+            (["DEPOSIT", "bob", "1"], "ERR account closed"),
+            (["BALANCE", "bob"], "800"),
+            (["TOTAL"], "1500\n2"),
+        ]
+        for args, expected in session:
+            got = cli(s.port, *args)
+            check(got == expected, "%s: expected %r, got %r" % (" ".join(args), expected, got))
+        info = cli(s.port, "INFO")
+        for field in ("uptime_in_seconds:", "connected_clients:1", "transfers_ok:",
+                      "cmd_transfer:calls=", "p99=", "account_queued_max:"):
+            check(field in info, "INFO lacks %r:\n%s" % (field, info))
+        check(s.terminate() == 0, "exit code %s" % s.returncode)
+    print("redis-cli session ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -3,6 +3,7 @@
 
 #include "courier/detail/asio_config.hpp"
 
+#include <asio/awaitable.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <chrono>
 #include <cstddef>
@@ -11,6 +12,7 @@
 
 #include "courier/actor_executor.hpp"
 #include "courier/detail/actor/actor_core.hpp"
+#include "courier/detail/actor/coroutine_thread.hpp"
 #include "courier/detail/actor/message_traits.hpp"
 #include "courier/detail/ref_counted.hpp"
 #include "courier/errors.hpp"
@@ -224,6 +226,11 @@ class actor {
   template <class M, class Complete>
   void start_async_ask(core_type& c, M&& msg, Complete complete,
                        asio::cancellation_slot* slot) const;
+  template <class M, class Executor>
+  static asio::awaitable<reply_type<M>, Executor> awaited_ask(actor self, M msg);
+  template <class M, class Executor>
+  void start_awaited_ask(detail::awaitable_frame_base<Executor>* frame, core_type& c,
+                         M&& msg) const;
   template <class M>
   future<reply_type<M>> ask_extended(core_type& c, M&& m,
                                      const std::chrono::steady_clock::duration* timeout,

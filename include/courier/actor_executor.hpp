@@ -95,6 +95,8 @@ struct actor_executor_access {
     return actor_executor(std::move(a), true, false, turn);
   }
   static actor_base& actor_of(const actor_executor& ex) noexcept { return ex.target(); }
+  // The coroutine turn an executor names, or 0.
+  static std::uint32_t turn_of(const actor_executor& ex) noexcept { return ex.label(); }
 };
 }  // namespace detail
 

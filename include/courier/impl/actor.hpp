@@ -6,6 +6,7 @@
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/async_result.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/use_awaitable.hpp>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "courier/detail/actor/actor_on.hpp"
 #include "courier/detail/actor/ask_cancellation.hpp"
 #include "courier/detail/actor/ask_deadline.hpp"
+#include "courier/detail/actor/coroutine_ask.hpp"
 #include "courier/detail/actor/async_completion.hpp"
 #include "courier/detail/actor/message_nodes.hpp"
 #include "courier/detail/actor/message_timer.hpp"
@@ -201,7 +203,12 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
                 "reply type must be default-constructible; use ask() and then() otherwise");
   using signature = typename detail::ask_signature<reply>::type;
   (void)core();
-  return asio::async_initiate<CompletionToken, signature>(
+  if constexpr (detail::is_use_awaitable<std::decay_t<CompletionToken>>::value) {
+    // Awaited by a coroutine: see awaited_ask().
+    using executor = typename detail::is_use_awaitable<std::decay_t<CompletionToken>>::executor;
+    return awaited_ask<message, executor>(*this, message(std::forward<M>(m)));
+  } else {
+    return asio::async_initiate<CompletionToken, signature>(
       [](auto&& handler, const actor& self, message msg) {
         core_type& c = self.core();
         asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
@@ -212,6 +219,121 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
             slot.is_connected() ? &slot : nullptr);
       },
       token, *this, message(std::forward<M>(m)));
+  }
+}
+
+// async_ask(m, asio::use_awaitable): a coroutine whose one suspension starts
+// the ask, as Asio's own use_awaitable initiation does; nothing is sent
+// until it is awaited. Awaited by a coroutine turn of a courier actor (the
+// thread's executor is a turn's actor_executor, with no cancellation slot),
+// the reply resumes the caller directly as a step of that turn; awaited
+// anywhere else, the ask goes through the general initiation with Asio's
+// completion handler. This frame itself never resumes: the reply completes
+// it and runs its caller.
+// (On GCC's warning about anonymous namespaces: see turn_entry.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
+template <class State, class Msg>
+template <class M, class Executor>
+asio::awaitable<typename actor<State, Msg>::template reply_type<M>, Executor>
+actor<State, Msg>::awaited_ask(actor self, M msg) {
+  co_await [&](detail::awaitable_frame_base<Executor>* frame) {
+    self.template start_awaited_ask<M, Executor>(frame, self.core(), std::move(msg));
+    return static_cast<asio::detail::awaitable_thread<Executor>*>(nullptr);
+  };
+  // Never reached: the frame is popped when its result is set.
+  std::terminate();
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+template <class State, class Msg>
+template <class M, class Executor>
+void actor<State, Msg>::start_awaited_ask(detail::awaitable_frame_base<Executor>* base,
+                                          core_type& c, M&& msg) const {
+  using message = std::remove_cvref_t<M>;
+  using reply = reply_type<message>;
+  using frame_type = asio::detail::awaitable_frame<reply, Executor>;
+  auto* frame = static_cast<frame_type*>(base);
+  asio::detail::awaitable_thread<Executor>* thread = frame->detach_thread();
+  std::uint32_t turn = 0;
+  detail::actor_base* home = detail::turn_of(thread->get_executor(), turn);
+  if (home == nullptr || !home->running_in_this_thread() ||
+      thread->get_cancellation_slot().is_connected()) {
+    // Not a courier turn: Asio's completion handler takes the thread.
+    using handler_type = typename asio::async_result<
+        asio::use_awaitable_t<Executor>,
+        typename detail::ask_signature<reply>::type>::handler_type;
+    handler_type handler(thread);
+    asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+    start_async_ask(c, std::move(msg),
+                    detail::async_completion<reply>(std::move(handler),
+                                                    detail::ref_ptr<detail::actor_base>::share(&c)),
+                    slot.is_connected() ? &slot : nullptr);
+    return;
+  }
+  // The ask completes at once with `e`: the frame takes it and is popped, and
+  // the thread, still running here, resumes the caller.
+  auto fail_now = [&](std::exception_ptr e) {
+    frame->attach_thread(thread);
+    frame->set_except(std::move(e));
+    frame->pop_frame();
+  };
+  // Asked on behalf of a coroutine turn that holds its actor: into the
+  // wait-for graph, or refused if it would close a cycle.
+  std::uint32_t asker_turn = 0;
+  detail::actor_base* asker = detail::asking_origin(asker_turn);
+  if (asker != nullptr && !detail::wait_for_graph::global().try_wait(*asker, asker_turn, c)) {
+    fail_now(std::make_exception_ptr(would_deadlock()));
+    return;
+  }
+  detail::mailbox_node* node = nullptr;
+  detail::future_state<reply>* state = nullptr;
+  detail::coroutine_reply<reply, Executor>* answer = nullptr;
+  try {
+    if (asker == nullptr) {
+      auto* n = new detail::ask_node<core_type, message, reply>(std::move(msg));
+      node = n;
+      state = n;
+    } else {
+      // On behalf of a held turn: the handler acts for that turn too.
+      auto* n = new detail::ask_node<core_type, message, reply, true>(
+          std::move(msg),
+          detail::ask_extra{{}, {detail::ref_ptr<detail::actor_base>::share(asker), asker_turn}});
+      node = n;
+      state = n;
+    }
+    answer = new detail::coroutine_reply<reply, Executor>(
+        frame, thread, detail::ref_ptr<detail::future_state<reply>>::adopt(state), *home, turn,
+        asker, asker_turn, c);
+  } catch (...) {
+    if (asker != nullptr) detail::wait_for_graph::global().done(*asker, asker_turn, c);
+    if (node != nullptr) {
+      // Never queued: give up its message and both references.
+      state->add_ref();
+      node->abandon();
+      state->release();
+    }
+    fail_now(std::current_exception());
+    return;
+  }
+  state->attach(answer);
+  // Queued at once when the mailbox has room (what waiting for room does
+  // first), otherwise once it has; the node answers (or fails with
+  // actor_stopped) through its own state.
+  if (!c.stopped() && c.reserve()) {
+    c.post_reserved(node);
+    return;
+  }
+  try {
+    detail::send_async(c, node, [](bool) {});
+  } catch (...) {
+    // Out of memory for the wait: send_async abandoned the node, which
+    // answered actor_stopped.
+  }
 }
 
 template <class State, class Msg>

@@ -1,18 +1,20 @@
-// A message whose handler is a coroutine: its turn, started with co_spawn on
-// the actor's executor for that turn, and the completion that ends it.
+// A message whose handler is a coroutine: its turn, run on the actor's
+// executor for that turn by an entry point of courier's own (no co_spawn),
+// which ends it.
 #pragma once
 
 #include "courier/detail/asio_config.hpp"
 
 #include <asio/awaitable.hpp>
-#include <asio/co_spawn.hpp>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
 #include "courier/actor_executor.hpp"
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/coroutine_thread.hpp"
 #include "courier/detail/actor/message_traits.hpp"
 #include "courier/detail/actor/turns.hpp"
 #include "courier/detail/future/continuation_home.hpp"
@@ -79,32 +81,64 @@ class message_turn final : public turn, public mailbox_node, public recycled {
   ref_ptr<actor_base> actor_;
 };
 
-// co_spawn's completion for a turn: ends it inside the actor, or, destroyed
-// without being called, reports the coroutine lost.
-template <class Core, class Turn, class R>
-class turn_completion {
+// What the entry point of a turn's coroutine holds of the turn: it ends the
+// turn inside the actor when the coroutine ends, or, destroyed before that
+// (the coroutine was destroyed unfinished), reports the coroutine lost.
+template <class Core, class Turn>
+class turn_owner {
  public:
-  turn_completion(Core& core, ref_ptr<Turn> t) noexcept : core_(&core), turn_(std::move(t)) {}
-  turn_completion(turn_completion&&) noexcept = default;
-  turn_completion& operator=(turn_completion&&) = delete;
-  ~turn_completion() {
+  turn_owner(Core& core, ref_ptr<Turn> t) noexcept : core_(&core), turn_(std::move(t)) {}
+  turn_owner(turn_owner&&) noexcept = default;
+  turn_owner& operator=(turn_owner&&) = delete;
+  ~turn_owner() {
     if (turn_) turn_->coroutine_lost();
   }
 
-  void operator()(std::exception_ptr e) requires std::is_void_v<R> {
+  template <class R>
+  void finish(std::exception_ptr e, result<R>&& r) noexcept {
     ref_ptr<Turn> t = std::move(turn_);
-    t->finish(*core_, e, e ? result<void>::failure(e) : result<void>());
-  }
-  template <class V>
-  void operator()(std::exception_ptr e, V&& v) requires(!std::is_void_v<R>) {
-    ref_ptr<Turn> t = std::move(turn_);
-    t->finish(*core_, e, e ? result<R>::failure(e) : result<R>(std::in_place, std::forward<V>(v)));
+    t->finish(*core_, e, std::move(r));
   }
 
  private:
   Core* core_;
   ref_ptr<Turn> turn_;
 };
+
+// The bottom frame of a turn's coroutine thread (what co_spawn's entry point
+// was): runs the handler's coroutine `body`, then ends the turn with what it
+// returned or threw. Every step of it runs inside the actor, on the turn's
+// executor.
+// (GCC names a coroutine's frame as if it had external linkage and warns
+// when a type from an anonymous namespace, a user's message or State, is in
+// it; the frame is local to its translation unit like the function.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
+template <class Core, class Turn, class R, class E>
+coroutine_entry<E> turn_entry(asio::awaitable<R, E> body, turn_owner<Core, Turn> owner) {
+  std::exception_ptr e;
+  if constexpr (std::is_void_v<R>) {
+    try {
+      co_await std::move(body);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    owner.finish(e, e ? result<void>::failure(e) : result<void>());
+  } else {
+    std::optional<result<R>> r;
+    try {
+      r.emplace(std::in_place, co_await std::move(body));
+    } catch (...) {
+      e = std::current_exception();
+    }
+    owner.finish(e, e ? result<R>::failure(e) : std::move(*r));
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // Starts the coroutine `body` of `node`'s message as a turn of `core`: it
 // runs at once, here inside the actor, up to its first suspension. The
@@ -117,10 +151,12 @@ void start_turn(Core& core, Node& node, asio::awaitable<R, E> body, bool& handed
       new message_turn<Node>(node, ref_ptr<actor_base>::share(&core)));
   handed_over = true;
   // Two references: the actor's list takes one (end_turn releases it), the
-  // completion holds the other.
+  // entry point holds the other.
   const std::uint32_t id = core.begin_turn(*t);
-  asio::co_spawn(actor_executor_access::for_turn(ref_ptr<actor_base>::share(&core), id),
-                 std::move(body), turn_completion<Core, message_turn<Node>, R>(core, std::move(t)));
+  const E ex(actor_executor_access::for_turn(ref_ptr<actor_base>::share(&core), id));
+  coroutine_thread<E> thread(
+      turn_entry(std::move(body), turn_owner<Core, message_turn<Node>>(core, std::move(t))), ex);
+  thread.start();
 }
 
 }  // namespace courier::detail

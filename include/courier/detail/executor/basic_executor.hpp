@@ -109,6 +109,7 @@ class basic_executor {
   }
 
   Target& target() const noexcept { return *target_; }
+  std::uint32_t label() const noexcept { return label_; }
 
  private:
   Derived with(bool possibly, bool tracked) const noexcept {

@@ -26,14 +26,15 @@ class actor_core : public actor_base {
   }
 
   // Calls the State's handler for a told message (a whole variant is
-  // visited): a plain handler runs; a coroutine handler's awaitable, not yet
-  // started, goes to on_coroutine.
+  // visited): a plain handler runs; for a coroutine handler, on_coroutine
+  // gets a function that calls it and returns its awaitable, not yet
+  // started.
   template <class M, class OnCoroutine>
   void handle_told(M&& m, OnCoroutine&& on_coroutine) {
     auto one = [&](auto&& x) {
       using returned = std::remove_cvref_t<decltype(state_->handle(std::forward<decltype(x)>(x)))>;
       if constexpr (is_awaitable<returned>::value) {
-        on_coroutine(state_->handle(std::forward<decltype(x)>(x)));
+        on_coroutine([&] { return state_->handle(std::forward<decltype(x)>(x)); });
       } else {
         (void)state_->handle(std::forward<decltype(x)>(x));
       }

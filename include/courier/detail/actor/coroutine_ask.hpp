@@ -12,6 +12,7 @@
 
 #include "courier/actor_executor.hpp"
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/coroutine_frames.hpp"
 #include "courier/detail/actor/coroutine_thread.hpp"
 #include "courier/detail/actor/wait_for_graph.hpp"
 #include "courier/detail/future/continuation.hpp"
@@ -62,6 +63,7 @@ class coroutine_reply final : public continuation, public mailbox_node, public r
         home_(ref_ptr<actor_base>::share(&home)),
         asker_(ref_ptr<actor_base>::share(asker)),
         target_(&target),
+        frames_(coroutine_frames::current_for(home, turn)),
         turn_(turn),
         asker_turn_(asker_turn) {}
 
@@ -76,7 +78,11 @@ class coroutine_reply final : public continuation, public mailbox_node, public r
   void run(continuation_home&) noexcept override {
     result<R> r = std::move(state_->get());
     state_.reset();
-    thread_.complete(frame_, std::move(r));
+    {
+      // The coroutine's frames come from, and go back to, its turn's cache.
+      coroutine_frames::scope in_frames(frames_);
+      thread_.complete(frame_, std::move(r));
+    }
     delete this;
   }
 
@@ -91,6 +97,9 @@ class coroutine_reply final : public continuation, public mailbox_node, public r
   ref_ptr<actor_base> home_;
   ref_ptr<actor_base> asker_;
   actor_base* target_;
+  // The turn's frame cache when courier was running the coroutine as it
+  // asked (null otherwise); the turn keeps it while the coroutine waits.
+  coroutine_frames* frames_;
   std::uint32_t turn_;
   std::uint32_t asker_turn_;
 };

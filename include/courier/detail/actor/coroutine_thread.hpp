@@ -57,6 +57,10 @@ class coroutine_thread : public asio::detail::awaitable_thread<Executor> {
   // Takes the stack of the thread `from` (which the suspending frame detached).
   explicit coroutine_thread(base* from) noexcept : base(std::move(*from)) {}
 
+  // Destroys what is left of the stack (its bottom frame, once the
+  // coroutine above it has returned), here and now.
+  void destroy_stack() noexcept { coroutine_entry<Executor> gone(std::move(this->bottom_of_stack_)); }
+
   // Runs the new thread until its coroutine suspends or ends.
   void start() { this->launch(); }
 
@@ -71,7 +75,11 @@ class coroutine_thread : public asio::detail::awaitable_thread<Executor> {
     } else if constexpr (std::is_void_v<R>) {
       top->return_void();
     } else {
-      top->return_value(std::move(r).value());
+      try {
+        top->return_value(std::move(r).value());
+      } catch (...) {
+        top->set_except(std::current_exception());
+      }
     }
     top->pop_frame();
     this->pump();

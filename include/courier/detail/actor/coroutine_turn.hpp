@@ -14,6 +14,7 @@
 
 #include "courier/actor_executor.hpp"
 #include "courier/detail/actor/actor_base.hpp"
+#include "courier/detail/actor/coroutine_frames.hpp"
 #include "courier/detail/actor/coroutine_thread.hpp"
 #include "courier/detail/actor/message_traits.hpp"
 #include "courier/detail/actor/turns.hpp"
@@ -83,15 +84,20 @@ class message_turn final : public turn, public mailbox_node, public recycled {
 
 // What the entry point of a turn's coroutine holds of the turn: it ends the
 // turn inside the actor when the coroutine ends, or, destroyed before that
-// (the coroutine was destroyed unfinished), reports the coroutine lost.
+// (the coroutine was destroyed unfinished), reports the coroutine lost. It
+// also holds the turn's frame cache (coroutine_frames.hpp) until the entry
+// point itself goes.
 template <class Core, class Turn>
 class turn_owner {
  public:
-  turn_owner(Core& core, ref_ptr<Turn> t) noexcept : core_(&core), turn_(std::move(t)) {}
-  turn_owner(turn_owner&&) noexcept = default;
+  turn_owner(Core& core, ref_ptr<Turn> t, coroutine_frames* frames) noexcept
+      : core_(&core), turn_(std::move(t)), frames_(frames) {}
+  turn_owner(turn_owner&& o) noexcept
+      : core_(o.core_), turn_(std::move(o.turn_)), frames_(std::exchange(o.frames_, nullptr)) {}
   turn_owner& operator=(turn_owner&&) = delete;
   ~turn_owner() {
     if (turn_) turn_->coroutine_lost();
+    coroutine_frames::give_back(frames_);
   }
 
   template <class R>
@@ -100,10 +106,27 @@ class turn_owner {
     t->finish(*core_, e, std::move(r));
   }
 
+  coroutine_frames* release_frames() noexcept { return std::exchange(frames_, nullptr); }
+
  private:
   Core* core_;
   ref_ptr<Turn> turn_;
+  coroutine_frames* frames_;
 };
+
+// The last step of a turn's entry point, from a hook it awaits: the stack
+// holds only the entry point's own frame, which goes into the turn's entry
+// cache, and the frame cache goes back to this thread's pool. The frame is
+// destroyed while suspended in the hook, which touches nothing afterwards.
+template <class E>
+void end_turn_thread(awaitable_frame_base<E>* frame, coroutine_frames* frames) noexcept {
+  coroutine_thread<E> thread(frame->detach_thread());
+  {
+    coroutine_frames::scope entry(frames, true);
+    thread.destroy_stack();
+  }
+  coroutine_frames::give_back(frames);
+}
 
 // The bottom frame of a turn's coroutine thread (what co_spawn's entry point
 // was): runs the handler's coroutine `body`, then ends the turn with what it
@@ -135,6 +158,10 @@ coroutine_entry<E> turn_entry(asio::awaitable<R, E> body, turn_owner<Core, Turn>
     }
     owner.finish(e, e ? result<R>::failure(e) : std::move(*r));
   }
+  co_await [frames = owner.release_frames()](awaitable_frame_base<E>* frame) {
+    end_turn_thread(frame, frames);
+    return static_cast<asio::detail::awaitable_thread<E>*>(nullptr);
+  };
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -144,19 +171,52 @@ coroutine_entry<E> turn_entry(asio::awaitable<R, E> body, turn_owner<Core, Turn>
 // runs at once, here inside the actor, up to its first suspension. The
 // node's members are described at message_turn. `handed_over` becomes true
 // once the turn owns the node (its turn_over() will be called), even if
-// starting then throws.
+// starting then throws. `frames` (null when recycling is off) is the cache
+// the body's frame came from; the turn owns it from here on.
 template <class Core, class Node, class R, class E>
-void start_turn(Core& core, Node& node, asio::awaitable<R, E> body, bool& handed_over) {
+void start_turn(Core& core, Node& node, asio::awaitable<R, E> body, bool& handed_over,
+                coroutine_frames* frames) {
+  struct frames_guard {
+    coroutine_frames* f;
+    ~frames_guard() { coroutine_frames::give_back(f); }
+  } guard{frames};
   auto t = ref_ptr<message_turn<Node>>::adopt(
       new message_turn<Node>(node, ref_ptr<actor_base>::share(&core)));
   handed_over = true;
   // Two references: the actor's list takes one (end_turn releases it), the
   // entry point holds the other.
   const std::uint32_t id = core.begin_turn(*t);
+  coroutine_frames::claim(frames, core, id);
   const E ex(actor_executor_access::for_turn(ref_ptr<actor_base>::share(&core), id));
-  coroutine_thread<E> thread(
-      turn_entry(std::move(body), turn_owner<Core, message_turn<Node>>(core, std::move(t))), ex);
+  auto entry = [&] {
+    coroutine_frames::scope in_entry(frames, true);
+    return turn_entry(std::move(body), turn_owner<Core, message_turn<Node>>(
+                                           core, std::move(t), std::exchange(guard.f, nullptr)));
+  }();
+  coroutine_thread<E> thread(std::move(entry), ex);
+  coroutine_frames::scope in_frames(frames);
   thread.start();
+}
+
+// As start_turn, for the coroutine that `make()` returns (the handler,
+// called here so that its frame comes from the turn's cache).
+template <class Core, class Node, class Make>
+void start_turn_with(Core& core, Node& node, Make&& make, bool& handed_over) {
+  coroutine_frames* frames = coroutine_frames::take();
+  auto body = [&] {
+    struct give_back_on_throw {
+      coroutine_frames* f;
+      bool ok = false;
+      ~give_back_on_throw() {
+        if (!ok) coroutine_frames::give_back(f);
+      }
+    } on_throw{frames};
+    coroutine_frames::scope in_frames(frames);
+    auto b = std::forward<Make>(make)();
+    on_throw.ok = true;
+    return b;
+  }();
+  start_turn(core, node, std::move(body), handed_over, frames);
 }
 
 }  // namespace courier::detail

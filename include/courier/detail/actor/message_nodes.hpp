@@ -37,7 +37,7 @@ class tell_node final : public mailbox_node, public recycled {
     bool handed_over = false;
     try {
       core.handle_told(std::move(msg_),
-                       [&](auto&& body) { start_turn(core, *this, std::move(body), handed_over); });
+                       [&](auto&& make) { start_turn_with(core, *this, make, handed_over); });
     } catch (...) {
       core.fail(std::current_exception(), failure_kind::tell);
     }
@@ -134,7 +134,8 @@ class ask_node final : public mailbox_node, public future_state<R>, public recyc
     try {
       using returned = std::remove_cvref_t<decltype(core.handle(std::move(msg_)))>;
       if constexpr (is_awaitable<returned>::value) {
-        start_turn(core, *this, core.handle(std::move(msg_)), handed_over);
+        start_turn_with(
+            core, *this, [&] { return core.handle(std::move(msg_)); }, handed_over);
         return;
       } else if constexpr (is_future<returned>::value) {
         // The handler first: a promise made before it would break (and wake

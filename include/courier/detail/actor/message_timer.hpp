@@ -99,7 +99,7 @@ class message_timer final : public alarm<timer_control>, public timer_link, publ
       }
       core.before_handler();
       core.handle_told(std::move(*current_),
-                       [&](auto&& body) { start_turn(core, *this, std::move(body), handed_over); });
+                       [&](auto&& make) { start_turn_with(core, *this, make, handed_over); });
     } catch (...) {
       core.fail(std::current_exception(), failure_kind::tell);
     }

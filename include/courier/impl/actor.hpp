@@ -14,8 +14,8 @@
 #include "courier/detail/actor/actor_on.hpp"
 #include "courier/detail/actor/ask_cancellation.hpp"
 #include "courier/detail/actor/ask_deadline.hpp"
-#include "courier/detail/actor/coroutine_ask.hpp"
 #include "courier/detail/actor/async_completion.hpp"
+#include "courier/detail/actor/coroutine_ask.hpp"
 #include "courier/detail/actor/message_nodes.hpp"
 #include "courier/detail/actor/message_timer.hpp"
 #include "courier/detail/actor/send.hpp"
@@ -209,16 +209,16 @@ auto actor<State, Msg>::async_ask(M&& m, CompletionToken&& token) const {
     return awaited_ask<message, executor>(*this, message(std::forward<M>(m)));
   } else {
     return asio::async_initiate<CompletionToken, signature>(
-      [](auto&& handler, const actor& self, message msg) {
-        core_type& c = self.core();
-        asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
-        self.start_async_ask(
-            c, std::move(msg),
-            detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
-                                            detail::ref_ptr<detail::actor_base>::share(&c)),
-            slot.is_connected() ? &slot : nullptr);
-      },
-      token, *this, message(std::forward<M>(m)));
+        [](auto&& handler, const actor& self, message msg) {
+          core_type& c = self.core();
+          asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+          self.start_async_ask(
+              c, std::move(msg),
+              detail::async_completion<reply>(std::forward<decltype(handler)>(handler),
+                                              detail::ref_ptr<detail::actor_base>::share(&c)),
+              slot.is_connected() ? &slot : nullptr);
+        },
+        token, *this, message(std::forward<M>(m)));
   }
 }
 
@@ -264,9 +264,9 @@ void actor<State, Msg>::start_awaited_ask(detail::awaitable_frame_base<Executor>
   if (home == nullptr || !home->running_in_this_thread() ||
       thread->get_cancellation_slot().is_connected()) {
     // Not a courier turn: Asio's completion handler takes the thread.
-    using handler_type = typename asio::async_result<
-        asio::use_awaitable_t<Executor>,
-        typename detail::ask_signature<reply>::type>::handler_type;
+    using handler_type =
+        typename asio::async_result<asio::use_awaitable_t<Executor>,
+                                    typename detail::ask_signature<reply>::type>::handler_type;
     handler_type handler(thread);
     asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
     start_async_ask(c, std::move(msg),

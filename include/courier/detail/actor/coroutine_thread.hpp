@@ -59,7 +59,9 @@ class coroutine_thread : public asio::detail::awaitable_thread<Executor> {
 
   // Destroys what is left of the stack (its bottom frame, once the
   // coroutine above it has returned), here and now.
-  void destroy_stack() noexcept { coroutine_entry<Executor> gone(std::move(this->bottom_of_stack_)); }
+  void destroy_stack() noexcept {
+    coroutine_entry<Executor> gone(std::move(this->bottom_of_stack_));
+  }
 
   // Runs the new thread until its coroutine suspends or ends.
   void start() { this->launch(); }

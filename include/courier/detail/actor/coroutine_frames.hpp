@@ -123,31 +123,45 @@ class coroutine_frames : private asio::detail::thread_context {
   ~coroutine_frames() = default;
 
   // The calling thread's free sets: at most max_pooled, the rest freed with
-  // their frames; all freed when the thread exits.
+  // their frames; all freed when the thread exits. Constant-initialized and
+  // trivially destructible, so that a set given back while the thread's
+  // other thread-local objects are destroyed still finds it (and, once it is
+  // emptied, frees the set at once); the reaper registered on first use
+  // empties it.
   static constexpr unsigned max_pooled = 256;
+  enum lifetime : unsigned char { unborn, alive, dead };
   struct pool {
-    coroutine_frames* head = nullptr;
-    unsigned count = 0;
-    bool dead = false;
-    pool() = default;
-    pool(const pool&) = delete;
-    pool& operator=(const pool&) = delete;
-    ~pool() {
-      dead = true;
-      while (coroutine_frames* f = head) {
-        head = f->next_;
+    coroutine_frames* head;
+    unsigned count;
+    lifetime state;
+  };
+  struct pool_reaper {
+    pool_reaper() = default;
+    pool_reaper(const pool_reaper&) = delete;
+    pool_reaper& operator=(const pool_reaper&) = delete;
+    ~pool_reaper() {
+      pool& p = pool_;
+      p.state = dead;
+      while (coroutine_frames* f = p.head) {
+        p.head = f->next_;
         delete f;
       }
+      p.count = 0;
     }
   };
   static pool& local_pool() noexcept {
-    thread_local pool p;
+    pool& p = pool_;
+    if (p.state == unborn) [[unlikely]] {
+      thread_local pool_reaper reaper;
+      (void)reaper;
+      p.state = alive;
+    }
     return p;
   }
 
   static void recycle(coroutine_frames* f) noexcept {
     pool& p = local_pool();
-    if (p.dead || p.count == max_pooled) {
+    if (p.state == dead || p.count == max_pooled) {
       delete f;
       return;
     }
@@ -156,7 +170,8 @@ class coroutine_frames : private asio::detail::thread_context {
     ++p.count;
   }
 
-  static inline thread_local coroutine_frames* current_ = nullptr;
+  static inline constinit thread_local pool pool_{nullptr, 0, unborn};
+  static inline constinit thread_local coroutine_frames* current_ = nullptr;
 
   asio::detail::thread_info_base frames_;
   asio::detail::thread_info_base entry_;

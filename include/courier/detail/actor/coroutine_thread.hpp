@@ -10,11 +10,20 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/cancellation_state.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/version.hpp>
 #include <exception>
 #include <type_traits>
 #include <utility>
 
 #include "courier/result.hpp"
+
+// What follows uses members of Asio's awaitable_thread and awaitable_frame
+// that are not Asio's public API, as Asio 1.22 (Debian bookworm's) has them.
+// A later Asio may change them without a compile error, so it is refused here
+// until checked.
+#if ASIO_VERSION < 102200 || ASIO_VERSION >= 102300
+#error "courier's coroutine handlers are written against Asio 1.22 (see coroutine_thread.hpp)"
+#endif
 
 namespace courier::detail {
 

@@ -1,8 +1,8 @@
 // metrics.hpp: the counters and latency histograms `bank serve` reports in
 // INFO, kept without a lock or a shared cache line on the request path.
 //
-// Each thread that records gets its own block (found through a thread_local
-// pointer, registered once under a mutex), and only that thread writes it, so
+// Each thread that records gets its own block (per_thread.hpp), and only
+// that thread writes it, so
 // recording is a relaxed load and store per counter; INFO sums the blocks of
 // every thread with relaxed loads. A reading taken while requests run is a
 // snapshot in which each counter is exact for some recent moment.
@@ -14,9 +14,8 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <mutex>
-#include <vector>
+
+#include "per_thread.hpp"
 
 namespace bank::serve {
 
@@ -107,27 +106,11 @@ struct metrics_reading {
 
 /// The server's metrics: a block per recording thread.
 ///
-/// Thread safety: record() and read() may be called from any thread at once.
+/// Thread safety: every member may be called from any thread at once.
 class metrics {
  public:
-  metrics() : id_(next_id()) {}
-  metrics(const metrics&) = delete;
-  metrics& operator=(const metrics&) = delete;
-
-  /// The calling thread's block of this metrics object. (A thread remembers
-  /// one object's block: one that records into two objects in turn gets a
-  /// new block at each switch, which keeps the sums right.)
-  thread_metrics& local() {
-    thread_local std::uint64_t owner = 0;
-    thread_local thread_metrics* mine = nullptr;
-    if (owner != id_) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      blocks_.push_back(std::make_unique<thread_metrics>());
-      mine = blocks_.back().get();
-      owner = id_;
-    }
-    return *mine;
-  }
+  /// The calling thread's block.
+  thread_metrics& local() { return blocks_.local(); }
 
   void record(command_kind k, std::uint64_t ns) {
     thread_metrics& t = local();
@@ -138,29 +121,20 @@ class metrics {
 
   metrics_reading read() const {
     metrics_reading r;
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& b : blocks_) {
+    blocks_.for_each([&r](const thread_metrics& b) {
       for (std::size_t k = 0; k < command_kinds; ++k) {
-        r.commands[k] += b->commands[k].load(std::memory_order_relaxed);
+        r.commands[k] += b.commands[k].load(std::memory_order_relaxed);
         for (std::size_t i = 0; i < latency_histogram::buckets; ++i)
-          r.latency[k][i] += b->latency[k][i].load(std::memory_order_relaxed);
+          r.latency[k][i] += b.latency[k][i].load(std::memory_order_relaxed);
       }
-      r.transfers_ok += b->transfers_ok.load(std::memory_order_relaxed);
-      r.transfers_rejected += b->transfers_rejected.load(std::memory_order_relaxed);
-    }
+      r.transfers_ok += b.transfers_ok.load(std::memory_order_relaxed);
+      r.transfers_rejected += b.transfers_rejected.load(std::memory_order_relaxed);
+    });
     return r;
   }
 
  private:
-  // Ids, not addresses, name the owner: a new object may reuse a dead one's.
-  static std::uint64_t next_id() {
-    static std::atomic<std::uint64_t> next{1};
-    return next.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  const std::uint64_t id_;
-  mutable std::mutex mutex_;
-  std::vector<std::unique_ptr<thread_metrics>> blocks_;
+  per_thread<thread_metrics> blocks_;
 };
 
 }  // namespace bank::serve

@@ -47,6 +47,7 @@
 
 #include "bank.hpp"
 #include "metrics.hpp"
+#include "per_thread.hpp"
 #include "resp.hpp"
 
 namespace bank::serve {
@@ -67,7 +68,8 @@ struct options {
 /// Per-connection bounds: bytes read ahead, and replies waiting to be written.
 inline constexpr std::size_t input_buffer_bytes = 64 * 1024;
 inline constexpr std::size_t output_limit_bytes = 64 * 1024;
-/// Account handles a session remembers (names never change their account).
+/// Account handles each worker thread remembers by name (a name never
+/// changes its account, so no entry goes stale).
 inline constexpr std::size_t account_cache_entries = 65536;
 /// The longest transfer id.
 inline constexpr std::size_t max_id_bytes = 64;
@@ -162,11 +164,26 @@ struct Listen;
 struct listener;
 using listener_msg = std::variant<Gone, Drain, ForceClose, ResumeAccepting, Listen>;
 
+namespace detail {
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+}  // namespace detail
+
+/// Account handles by name, as a worker thread remembers them.
+using account_cache =
+    std::unordered_map<std::string, account_ref, detail::string_hash, std::equal_to<>>;
+
 /// What every session shares: the bank, the id registry, the metrics, the
-/// options, and the listener to report to. Outlives every session.
+/// account handles each thread has looked up, the options, and the listener
+/// to report to. Outlives every session.
 struct server_core {
   options opts;
   metrics stats;
+  per_thread<account_cache> names;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> connections_refused{0};
@@ -226,13 +243,6 @@ inline bool parse_amount(std::string_view s, std::uint64_t& out) {
   out = v;
   return true;
 }
-
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 
 }  // namespace detail
 
@@ -563,13 +573,17 @@ class session {
         [](courier::result<errc> r) { return reply(::bank::detail::code_of(r)); });
   }
 
+  // The cache is the calling thread's: the pointer cached() returns is good
+  // until this thread's next remember().
   const account_ref* cached(std::string_view name) const {
-    auto it = accounts_.find(name);
-    return it == accounts_.end() ? nullptr : &it->second;
+    auto& names = core_.names.local();
+    auto it = names.find(name);
+    return it == names.end() ? nullptr : &it->second;
   }
   void remember(const std::string& name, const account_ref& a) {
-    if (accounts_.size() >= account_cache_entries) accounts_.clear();
-    accounts_.emplace(name, a);
+    auto& names = core_.names.local();
+    if (names.size() >= account_cache_entries) names.clear();
+    names.emplace(name, a);
   }
 
   // The command goes on asynchronously: the next waits for its reply.
@@ -641,7 +655,6 @@ class session {
   std::vector<std::string_view> args_;
   std::string out_;             // replies not yet handed to a write
   std::string writing_buffer_;  // the write in progress
-  std::unordered_map<std::string, account_ref, detail::string_hash, std::equal_to<>> accounts_;
 
   command_kind kind_ = command_kind::other;
   std::chrono::steady_clock::time_point started_;

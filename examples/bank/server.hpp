@@ -68,6 +68,8 @@ struct options {
 /// Per-connection bounds: bytes read ahead, and replies waiting to be written.
 inline constexpr std::size_t input_buffer_bytes = 64 * 1024;
 inline constexpr std::size_t output_limit_bytes = 64 * 1024;
+/// Replies held back for the command still running, to leave in one write.
+inline constexpr std::size_t write_batch_bytes = 16 * 1024;
 /// Account handles each worker thread remembers by name (a name never
 /// changes its account, so no entry goes stale).
 inline constexpr std::size_t account_cache_entries = 65536;
@@ -269,6 +271,7 @@ class session {
     last_read_ = std::chrono::steady_clock::now();
     std::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    socket_.non_blocking(true, ignored);
     if (core_.opts.idle_timeout.count() > 0)
       idle_timer_.emplace(self_.tell_every(std::chrono::seconds(1), Tick{}));
     pump();
@@ -316,7 +319,9 @@ class session {
       if (why_.empty()) why_ = draining_ ? "server shutting down" : "closed by client";
       closing_ = true;
     }
-    write_more();
+    // While a command runs, the replies before it wait for it (up to a
+    // bound), so that a pipeline's replies leave in one write.
+    if (!busy_ || out_.size() >= write_batch_bytes) write_more();
     read_more();
     if (closing_ && !busy_ && !writing_ && out_.empty()) finish();
   }
@@ -362,14 +367,28 @@ class session {
 
   void write_more() {
     if (writing_ || out_.empty() || dead_) return;
+    // A write now, without waiting: a batch of replies usually fits in the
+    // socket's buffer, and then no completion has to come back through the
+    // reactor. (The socket is non-blocking: what does not fit is left.)
+    std::error_code ec;
+    const std::size_t n = socket_.write_some(asio::buffer(out_), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      abandon("write failed: " + ec.message());
+      return;
+    }
+    if (n == out_.size()) {
+      out_.clear();
+      return;
+    }
+    out_.erase(0, n);
     out_.swap(writing_buffer_);
     writing_ = true;
     asio::async_write(socket_, asio::buffer(writing_buffer_),
-                      asio::bind_executor(*executor_, [this](std::error_code ec, std::size_t) {
+                      asio::bind_executor(*executor_, [this](std::error_code wec, std::size_t) {
                         writing_ = false;
                         writing_buffer_.clear();
-                        if (ec) {
-                          abandon("write failed: " + ec.message());
+                        if (wec) {
+                          abandon("write failed: " + wec.message());
                           return;
                         }
                         pump();

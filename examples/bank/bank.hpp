@@ -288,8 +288,11 @@ courier::future<errc> try_transfer(const basic_account_ref<Account>& from,
 
 /// What a bank holds (basic_bank::total()).
 struct totals {
-  std::uint64_t money = 0;     ///< every balance plus every amount in flight
+  /// Every balance plus every amount in flight: money_high * 2^64 + money
+  /// (each account holds up to max_balance, so two can pass 2^64).
+  std::uint64_t money = 0;
   std::uint64_t accounts = 0;  ///< accounts ever opened, closed ones included
+  std::uint64_t money_high = 0;
 };
 
 /// A bank: accounts by name, each an actor whose State is `Account` (see
@@ -388,13 +391,15 @@ class basic_bank {
 
   /// The sum of every account's balance and reserved amount, and the number
   /// of accounts. Each account is read in its own turn, so while transfers
-  /// run the sum may count an amount in flight twice (deposited at its
-  /// target, not yet settled at its source); with none in flight it is exact.
+  /// run the sum may count an amount in flight twice (read at its target
+  /// after the deposit, at its source before the settle) or not at all (the
+  /// other way round); with none in flight it is exact.
   /// Fails with the first error an account replies with.
   courier::future<totals> total() {
     return accounts().then_inline([](std::vector<std::pair<std::string, account_ref_type>> list) {
       struct sum {
         std::atomic<std::uint64_t> money{0};
+        std::atomic<std::uint64_t> money_high{0};  // carries out of `money`
         std::atomic<std::size_t> left;
         std::atomic<bool> failed{false};
         courier::promise<totals> done;
@@ -410,10 +415,12 @@ class basic_bank {
           if (!h.has_value()) {
             if (!s->failed.exchange(true)) s->done.try_set_exception(h.error());
           } else {
-            s->money.fetch_add(h.value().balance + h.value().reserved);
+            // balance + reserved <= max_balance: this sum cannot wrap.
+            const std::uint64_t v = h.value().balance + h.value().reserved;
+            if (s->money.fetch_add(v) + v < v) s->money_high.fetch_add(1);
           }
           if (s->left.fetch_sub(1) == 1 && !s->failed.load())
-            s->done.try_set_value(totals{s->money.load(), s->accounts});
+            s->done.try_set_value(totals{s->money.load(), s->accounts, s->money_high.load()});
         });
       }
       return f;

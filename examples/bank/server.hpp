@@ -68,11 +68,15 @@ struct options {
 /// Per-connection bounds: bytes read ahead, and replies waiting to be written.
 inline constexpr std::size_t input_buffer_bytes = 64 * 1024;
 inline constexpr std::size_t output_limit_bytes = 64 * 1024;
+/// How long a closing connection waits for the client to close its side.
+inline constexpr std::chrono::seconds linger_limit{2};
 /// Replies held back for the command still running, to leave in one write.
 inline constexpr std::size_t write_batch_bytes = 16 * 1024;
 /// Account handles each worker thread remembers by name (a name never
 /// changes its account, so no entry goes stale).
 inline constexpr std::size_t account_cache_entries = 65536;
+/// ... holding at most this many bytes of names (a name may be 16 KiB long).
+inline constexpr std::size_t account_cache_name_bytes = 4 * 1024 * 1024;
 /// The longest transfer id.
 inline constexpr std::size_t max_id_bytes = 64;
 
@@ -98,9 +102,12 @@ struct IdTransfer {
 /// outcome, and a retry that names other accounts or another amount gets
 /// errc::id_conflict and changes nothing.
 struct id_shard {
+  // A record keeps a hash of the two names, not the names (up to 16 KiB
+  // each): what a client makes the registry keep per id is the id (64 bytes
+  // at most) and a few dozen bytes. A retry with other names is told apart
+  // but for a hash collision (about 2^-64 per pair of names).
   struct record {
-    std::string from;
-    std::string to;
+    std::uint64_t accounts = 0;  // hash of the two names
     std::uint64_t amount = 0;
     bool done = false;
     errc outcome = errc::ok;
@@ -118,8 +125,9 @@ struct id_shard {
   courier::future<errc> handle(IdTransfer t) {
     auto [it, fresh] = ids.try_emplace(t.id);
     record& r = it->second;
+    const std::uint64_t accounts = names_hash(t.from, t.to);
     if (!fresh) {
-      if (r.from != t.from || r.to != t.to || r.amount != t.amount)
+      if (r.accounts != accounts || r.amount != t.amount)
         return courier::make_ready_future(errc::id_conflict);
       if (r.done) return courier::make_ready_future(r.outcome);
       courier::promise<errc> p;
@@ -127,8 +135,7 @@ struct id_shard {
       r.waiting.push_back(std::move(p));
       return f;
     }
-    r.from = std::move(t.from);
-    r.to = std::move(t.to);
+    r.accounts = accounts;
     r.amount = t.amount;
     if (const errc* e = std::get_if<errc>(&t.accounts))
       return courier::make_ready_future(settle(r, *e));
@@ -140,6 +147,12 @@ struct id_shard {
   }
 
  private:
+  static std::uint64_t names_hash(std::string_view from, std::string_view to) {
+    const std::uint64_t a = std::hash<std::string_view>{}(from);
+    const std::uint64_t b = std::hash<std::string_view>{}(to);
+    return a ^ (b + 0x9e3779b97f4a7c15u + (a << 6) + (a >> 2));
+  }
+
   static errc settle(record& r, errc e) {
     r.done = true;
     r.outcome = e;
@@ -167,6 +180,24 @@ struct listener;
 using listener_msg = std::variant<Gone, Drain, ForceClose, ResumeAccepting, Listen>;
 
 namespace detail {
+// high * 2^64 + low, in decimal.
+inline std::string decimal(std::uint64_t high, std::uint64_t low) {
+  std::string digits;
+  do {  // long division by 10 of the two 64-bit halves, 32 bits at a time
+    std::uint64_t rem = 0;
+    std::uint64_t parts[4] = {high >> 32, high & 0xffffffffu, low >> 32, low & 0xffffffffu};
+    for (std::uint64_t& p : parts) {
+      const std::uint64_t cur = (rem << 32) | p;
+      p = cur / 10;
+      rem = cur % 10;
+    }
+    high = (parts[0] << 32) | parts[1];
+    low = (parts[2] << 32) | parts[3];
+    digits.insert(digits.begin(), static_cast<char>('0' + rem));
+  } while (high != 0 || low != 0);
+  return digits;
+}
+
 struct string_hash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const noexcept {
@@ -176,8 +207,10 @@ struct string_hash {
 }  // namespace detail
 
 /// Account handles by name, as a worker thread remembers them.
-using account_cache =
-    std::unordered_map<std::string, account_ref, detail::string_hash, std::equal_to<>>;
+struct account_cache {
+  std::unordered_map<std::string, account_ref, detail::string_hash, std::equal_to<>> by_name;
+  std::size_t name_bytes = 0;  ///< of the names in by_name
+};
 
 /// What every session shares: the bank, the id registry, the metrics, the
 /// account handles each thread has looked up, the options, and the listener
@@ -213,7 +246,8 @@ struct session_host;
 struct Start;
 struct StartDrain {};
 struct Tick {};
-using session_msg = std::variant<Start, StartDrain, Tick>;
+struct LingerOver {};
+using session_msg = std::variant<Start, StartDrain, Tick, LingerOver>;
 using session_ref = courier::actor<session_host, session_msg>;
 /// Starts a session: its own handle, which it keeps until it ends.
 struct Start {
@@ -268,7 +302,7 @@ class session {
     self_ = std::move(self);
     executor_.emplace(self_.get_executor());
     buffer_ = std::make_unique<char[]>(input_buffer_bytes);
-    last_read_ = std::chrono::steady_clock::now();
+    last_activity_ = std::chrono::steady_clock::now();
     std::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
     socket_.non_blocking(true, ignored);
@@ -278,28 +312,50 @@ class session {
   }
 
   // Stops reading; answers what was read; then closes.
+  // Stops taking commands: those already read are answered, what arrives
+  // from now on is discarded; then the connection closes.
   void drain() {
     draining_ = true;
-    if (reading_) {
-      // Wakes the read in progress (it completes with what it has, or EOF)
-      // without cancelling a write.
-      std::error_code ignored;
-      socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
-    }
     pump();
   }
 
+  // Closes a connection silent for the idle timeout: nothing read and no
+  // reply taken for that long (a client that stopped reading its replies
+  // holds its buffers and a --max-clients place as one that stopped sending).
   void tick() {
-    const auto idle = std::chrono::steady_clock::now() - last_read_;
-    if (!busy_ && !writing_ && out_.empty() && idle >= core_.opts.idle_timeout)
-      abandon("idle timeout");
+    const auto idle = std::chrono::steady_clock::now() - last_activity_;
+    if (!busy_ && idle >= core_.opts.idle_timeout) abandon("idle timeout");
   }
+
+  // The client did not close its side within linger_limit after ours.
+  void linger_over() { abandon(why_); }
 
  private:
   // --- the loop ------------------------------------------------------------------------
-  // Executes the commands read, one at a time, while the output has room;
-  // then writes, reads, or ends the connection as the state allows.
+  // Executes the commands read and writes their replies, while the output
+  // has room; then reads, or ends the connection, as the state allows.
   void pump() {
+    for (;;) {
+      run_commands();
+      // While a command runs, the replies before it wait for it (up to a
+      // bound), so that a pipeline's replies leave in one write.
+      if (busy_ && out_.size() < write_batch_bytes) break;
+      const bool output_full = out_.size() >= output_limit_bytes;
+      write_more();
+      // A write that took everything at once makes room for more commands.
+      if (!output_full || out_.size() >= output_limit_bytes || busy_ || closing_) break;
+    }
+    if (!busy_ && !closing_ && (eof_ || draining_) && !complete_command_waiting()) {
+      if (why_.empty()) why_ = draining_ ? "server shutting down" : "closed by client";
+      closing_ = true;
+    }
+    write_more();
+    read_more();
+    if (closing_ && !busy_ && !writing_ && out_.empty()) finish();
+  }
+
+  // Executes the commands read, one at a time, while the output has room.
+  void run_commands() {
     while (!busy_ && !closing_ && out_.size() < output_limit_bytes && begin_ < end_) {
       const std::string_view pending(buffer_.get() + begin_, end_ - begin_);
       const resp::parse_result r = resp::parse(pending, args_);
@@ -315,15 +371,6 @@ class session {
       begin_ += r.consumed;
       if (r.status == resp::parse_status::command) execute();
     }
-    if (!busy_ && !closing_ && (eof_ || draining_) && !reading_ && !complete_command_waiting()) {
-      if (why_.empty()) why_ = draining_ ? "server shutting down" : "closed by client";
-      closing_ = true;
-    }
-    // While a command runs, the replies before it wait for it (up to a
-    // bound), so that a pipeline's replies leave in one write.
-    if (!busy_ || out_.size() >= write_batch_bytes) write_more();
-    read_more();
-    if (closing_ && !busy_ && !writing_ && out_.empty()) finish();
   }
 
   bool complete_command_waiting() {
@@ -352,8 +399,10 @@ class session {
 
   void on_read(std::error_code ec, std::size_t n) {
     reading_ = false;
-    end_ += n;
-    if (n > 0) last_read_ = std::chrono::steady_clock::now();
+    if (lingering_) return linger(ec, n);
+    // Once draining, what arrives was not read before the shutdown: dropped.
+    if (!draining_) end_ += n;
+    if (n > 0) last_activity_ = std::chrono::steady_clock::now();
     if (ec) {
       if (ec == asio::error::eof || draining_) {
         eof_ = true;
@@ -376,6 +425,7 @@ class session {
       abandon("write failed: " + ec.message());
       return;
     }
+    if (n > 0) last_activity_ = std::chrono::steady_clock::now();
     if (n == out_.size()) {
       out_.clear();
       return;
@@ -387,6 +437,7 @@ class session {
                       asio::bind_executor(*executor_, [this](std::error_code wec, std::size_t) {
                         writing_ = false;
                         writing_buffer_.clear();
+                        last_activity_ = std::chrono::steady_clock::now();
                         if (wec) {
                           abandon("write failed: " + wec.message());
                           return;
@@ -396,13 +447,37 @@ class session {
   }
 
   // Ends the connection once everything was answered.
+  //
+  // Closing at once while the client still sends would make the system
+  // reset the connection and drop replies not yet delivered. So this closes
+  // only the sending side (the client reads every reply, then end of
+  // stream), then reads and discards until the client closes its side too,
+  // for at most linger_limit.
   void finish() {
-    if (dead_) return;
-    dead_ = true;
+    if (dead_ || lingering_) return;
+    lingering_ = true;
     std::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    self_.stop();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    linger_timer_.emplace(self_.tell_after(linger_limit, LingerOver{}));
+    if (!reading_) linger({}, 0);
+  }
+
+  // A read of a lingering connection completed: discard, read on, or close.
+  void linger(std::error_code ec, std::size_t n) {
+    if (ec) {  // the client's end of stream, or an error: done
+      if (dead_) return;
+      dead_ = true;
+      std::error_code ignored;
+      socket_.close(ignored);
+      self_.stop();
+      return;
+    }
+    (void)n;
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(buffer_.get(), input_buffer_bytes),
+        asio::bind_executor(*executor_,
+                            [this](std::error_code e, std::size_t m) { on_read(e, m); }));
   }
 
   // Ends the connection now: its peer is gone, or will not be waited for.
@@ -595,14 +670,18 @@ class session {
   // The cache is the calling thread's: the pointer cached() returns is good
   // until this thread's next remember().
   const account_ref* cached(std::string_view name) const {
-    auto& names = core_.names.local();
+    const auto& names = core_.names.local().by_name;
     auto it = names.find(name);
     return it == names.end() ? nullptr : &it->second;
   }
   void remember(const std::string& name, const account_ref& a) {
-    auto& names = core_.names.local();
-    if (names.size() >= account_cache_entries) names.clear();
-    names.emplace(name, a);
+    account_cache& c = core_.names.local();
+    if (c.by_name.size() >= account_cache_entries ||
+        c.name_bytes + name.size() > account_cache_name_bytes) {
+      c.by_name.clear();
+      c.name_bytes = 0;
+    }
+    if (c.by_name.emplace(name, a).second) c.name_bytes += name.size();
   }
 
   // The command goes on asynchronously: the next waits for its reply.
@@ -635,7 +714,11 @@ class session {
       resp::integer(out_, *n);
     } else if (const ::bank::totals* t = std::get_if<::bank::totals>(&r)) {
       resp::array(out_, 2);
-      resp::integer(out_, static_cast<std::int64_t>(t->money));
+      if (t->money_high == 0 && t->money <= static_cast<std::uint64_t>(INT64_MAX)) {
+        resp::integer(out_, static_cast<std::int64_t>(t->money));
+      } else {  // beyond a RESP integer: the exact sum, as a decimal bulk string
+        resp::bulk(out_, detail::decimal(t->money_high, t->money));
+      }
       resp::integer(out_, static_cast<std::int64_t>(t->accounts));
     } else {
       resp::bulk(out_, std::get<std::string>(r));
@@ -667,6 +750,7 @@ class session {
   session_ref self_;
   std::optional<courier::actor_executor> executor_;
   std::optional<courier::timer> idle_timer_;
+  std::optional<courier::timer> linger_timer_;
 
   std::unique_ptr<char[]> buffer_;  // input: [begin_, end_) read, not yet executed
   std::size_t begin_ = 0;
@@ -677,14 +761,15 @@ class session {
 
   command_kind kind_ = command_kind::other;
   std::chrono::steady_clock::time_point started_;
-  std::chrono::steady_clock::time_point last_read_;
+  std::chrono::steady_clock::time_point last_activity_;  // bytes read, or replies taken
   bool reading_ = false;
   bool writing_ = false;
-  bool busy_ = false;      // a command awaits its reply
-  bool eof_ = false;       // the client sent everything it will send
-  bool draining_ = false;  // the server is shutting down
-  bool closing_ = false;   // no more commands: answer, then close
-  bool dead_ = false;      // the socket is closed
+  bool busy_ = false;       // a command awaits its reply
+  bool eof_ = false;        // the client sent everything it will send
+  bool draining_ = false;   // the server is shutting down
+  bool closing_ = false;    // no more commands: answer, then close
+  bool lingering_ = false;  // answered and half-closed: waiting for the client's close
+  bool dead_ = false;       // the socket is closed
   std::string why_;
 };
 
@@ -695,6 +780,7 @@ struct session_host {
   void handle(Start st) { s->start(std::move(st.self)); }
   void handle(StartDrain) { s->drain(); }
   void handle(Tick) { s->tick(); }
+  void handle(LingerOver) { s->linger_over(); }
 };
 
 // --- the listener ---------------------------------------------------------------------

@@ -58,6 +58,63 @@ def max_clients(bank):
     print("max-clients ok")
 
 
+def idle_timeout_non_reader(bank):
+    """A client that sent a pipeline and stopped reading its replies is as
+    idle as a silent one: it is closed, and its --max-clients place freed."""
+    with BankServer(bank, "--quiet", "--idle-timeout", "1", "--max-clients", "2") as srv:
+        stuck = []
+        for _ in range(2):
+            c = srv.connect()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.setblocking(False)
+            try:
+                for _ in range(1000):
+                    c.send(b"PING\r\n" * 10000)
+            except BlockingIOError:
+                pass
+            stuck.append(c)
+        deadline = time.monotonic() + 60
+        while True:
+            n = srv.connect()
+            n.sendall(command("PING"))
+            got = Replies(n).read()
+            if got == "PONG":
+                break
+            check(time.monotonic() < deadline, "clients that stopped reading were never timed out")
+            time.sleep(0.2)
+        check(srv.terminate() == 0, "exit code %s" % srv.returncode)
+    print("idle-timeout of non-readers ok")
+
+
+def protocol_error_after_pipeline(bank):
+    """A protocol error after a long pipeline, with more bytes behind it, from
+    a client that reads slowly: it gets every reply before the error, the
+    error, and then end of stream, not a reset that drops replies."""
+    count = 100000
+    with BankServer(bank, "--quiet") as srv:
+        c = srv.connect()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+
+        def send():
+            try:
+                c.sendall(b"PING\r\n" * count + b"*1\r\n$x\r\n" + b"A" * (1 << 20))
+            except OSError:
+                pass
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        got = bytearray()
+        while True:
+            data = c.recv(4096)  # raises ConnectionResetError on a reset
+            if not data:
+                break
+            got += data
+        t.join(60)
+        check(got.count(b"+PONG\r\n") == count, "%d PONGs of %d" % (got.count(b"+PONG\r\n"), count))
+        check(got.endswith(b"-ERR Protocol error: invalid bulk length\r\n"), repr(bytes(got[-80:])))
+        check(srv.terminate() == 0, "exit code %s" % srv.returncode)
+    print("protocol error after a pipeline ok: every reply, then the error, then end of stream")
+
+
 def idle_timeout(bank):
     with BankServer(bank, "--idle-timeout", "1") as srv:
         quiet = srv.connect()
@@ -124,4 +181,6 @@ def backpressure(bank):
 if __name__ == "__main__":
     max_clients(sys.argv[1])
     idle_timeout(sys.argv[1])
+    idle_timeout_non_reader(sys.argv[1])
+    protocol_error_after_pipeline(sys.argv[1])
     backpressure(sys.argv[1])

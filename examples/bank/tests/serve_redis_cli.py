@@ -50,6 +50,13 @@ def main(bank):
             (["DEPOSIT", "bob", "1"], "ERR account closed"),
             (["BALANCE", "bob"], "800"),
             (["TOTAL"], "1500\n2"),
+            # Past 2^64 in all: TOTAL stays exact, as a decimal bulk string.
+            (["OPEN", "max1", "9223372036854775807"], "OK"),
+            (["OPEN", "max2", "9223372036854775807"], "OK"),
+            (["OPEN", "max3", "9223372036854775808"],
+             "ERR amount is not a whole number of minor units from 0 to 9223372036854775807"),
+            (["DEPOSIT", "max1", "1"], "ERR balance would exceed the maximum"),
+            (["TOTAL"], "18446744073709553114\n4"),
         ]
         for args, expected in session:
             got = cli(s.port, *args)

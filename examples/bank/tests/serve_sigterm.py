@@ -6,6 +6,7 @@ queries, so the n-th OK must leave BUDGET - n, and no OK may follow a
 refusal."""
 
 import signal
+import socket
 import sys
 import threading
 import time
@@ -56,6 +57,51 @@ def client(port, srv, i, results, errors):
         errors.append(e)
 
 
+def slow_reader(bank):
+    """SIGTERM while a client pipelines large commands and reads slowly: the
+    replies to everything read arrive whole, then end of stream (the server
+    does not reset the connection while the client still sends)."""
+    with BankServer(bank, "--quiet") as srv:
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        c.connect(("127.0.0.1", srv.port))
+        stop = threading.Event()
+        reply_size = len(b"$2008\r\n") + 2008 + 2
+
+        def send():
+            n = 0
+            try:
+                while not stop.is_set():
+                    c.sendall(b"".join(command("PING", b"%08d" % (n + j) + b"x" * 2000)
+                                       for j in range(50)))
+                    n += 50
+            except OSError:
+                pass
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        got = bytearray()
+        signalled = False
+        while True:
+            if not signalled and len(got) > 200 * reply_size:
+                srv.proc.send_signal(signal.SIGTERM)
+                signalled = True
+            data = c.recv(8192)  # raises ConnectionResetError on a reset
+            if not data:
+                break
+            got += data
+            time.sleep(0.001)
+        stop.set()
+        code = srv.terminate()
+        check(code == 0, "exit code %s" % code)
+        check(signalled, "the stream ended before the signal")
+        check(len(got) % reply_size == 0, "the stream was cut mid-reply")
+        for i in range(len(got) // reply_size):
+            r = got[i * reply_size:(i + 1) * reply_size]
+            check(r[7:15] == b"%08d" % i, "reply %d is %r" % (i, bytes(r[:20])))
+    print("SIGTERM with a slow reader: %d whole replies in order, then end of stream"
+          % (len(got) // reply_size))
+
+
 def main(bank):
     with BankServer(bank, "--threads", "2") as srv:
         results, errors = {}, []
@@ -82,3 +128,4 @@ def main(bank):
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    slow_reader(sys.argv[1])

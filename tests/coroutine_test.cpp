@@ -2,6 +2,9 @@
 // the actor does while it is suspended (courier::reentrancy).
 #include <courier.hpp>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -508,4 +511,65 @@ TEST_CASE(
     for (auto* r : {&back, &second, &first, &last, &via_other, &elsewhere}) r->stop();
     stop_ring(ring);
   }
+}
+
+namespace {
+struct await_gate {};
+struct spawn_child {};
+struct awaiting_state {
+  gate g;
+  std::shared_ptr<std::atomic<int>> children = std::make_shared<std::atomic<int>>(0);
+  asio::awaitable<int> handle(await_gate) {
+    co_await g.async_ask(wait_at_gate{}, asio::use_awaitable);
+    co_return 1;
+  }
+  asio::awaitable<void> child() {
+    co_await g.async_ask(wait_at_gate{}, asio::use_awaitable);
+    ++*children;
+  }
+  asio::awaitable<void> handle(spawn_child) {
+    asio::co_spawn(co_await asio::this_coro::executor, child(), asio::detached);
+    co_return;
+  }
+};
+using awaiting = courier::actor<awaiting_state, std::variant<await_gate, spawn_child>>;
+}  // namespace
+
+TEST_CASE("coroutine: a suspended coroutine is outstanding work on its io_context",
+          "[coroutine]") {
+  courier::thread_pool pool(1);
+  asio::io_context ioc;
+  gate g = make_gate(pool);
+  auto a = courier::spawn<awaiting_state, std::variant<await_gate, spawn_child>>(
+      ioc, awaiting_state{g});
+  auto f = a.ask(await_gate{});
+  std::thread opener([&] {
+    std::this_thread::sleep_for(50ms);
+    g.tell(open_gate{});
+  });
+  ioc.run();  // returns only once the coroutine has ended
+  opener.join();
+  REQUIRE(f.ready());
+  CHECK(f.get() == 1);
+  g.stop();
+}
+
+TEST_CASE("coroutine: a coroutine co_spawned on a turn's executor outlives the turn",
+          "[coroutine]") {
+  courier::thread_pool pool(1);
+  asio::io_context ioc;
+  gate g = make_gate(pool);
+  auto state = awaiting_state{g};
+  auto children = state.children;
+  auto a = courier::spawn<awaiting_state, std::variant<await_gate, spawn_child>>(
+      ioc, std::move(state));
+  a.tell(spawn_child{});
+  // The turn ends on a thread that then exits, with its pool of frame caches.
+  std::thread([&] { ioc.run_for(100ms); }).join();
+  g.tell(open_gate{});
+  ioc.restart();
+  ioc.run();
+  CHECK(children->load() == 1);
+  a.stop();
+  g.stop();
 }

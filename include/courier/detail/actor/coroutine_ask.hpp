@@ -63,7 +63,7 @@ class coroutine_reply final : public continuation, public mailbox_node, public r
         home_(ref_ptr<actor_base>::share(&home)),
         asker_(ref_ptr<actor_base>::share(asker)),
         target_(&target),
-        frames_(coroutine_frames::current_for(home, turn)),
+        frames_(coroutine_frames::current_for(home, turn, thread_.entry_point())),
         turn_(turn),
         asker_turn_(asker_turn) {}
 

@@ -7,6 +7,7 @@
 
 #include <asio/detail/thread_context.hpp>
 #include <asio/detail/thread_info_base.hpp>
+#include <atomic>
 #include <cstdint>
 #include <new>
 
@@ -57,7 +58,7 @@ class coroutine_frames : private asio::detail::thread_context {
       } else {
         f = new coroutine_frames();
       }
-      f->done_ = false;
+      f->refs_.store(1, std::memory_order_relaxed);  // the turn's
       return f;
     }
   }
@@ -69,25 +70,37 @@ class coroutine_frames : private asio::detail::thread_context {
     f->turn_ = turn;
   }
 
-  // The turn is over with `f` (null: nothing to do): back to the calling
-  // thread's pool, once no scope below uses it.
+  // The bottom frame of the coroutine thread courier runs the turn on: only
+  // that thread's asks may keep the set (another coroutine co_spawned on the
+  // turn's executor may outlive the turn, and with it the set).
+  static void claim_thread(coroutine_frames* f, const void* bottom) noexcept {
+    if (f != nullptr) f->bottom_ = bottom;
+  }
+
+  // The turn is over with `f` (null: nothing to do): back to the pool of
+  // the thread that lets it go last, once no scope uses it. The turn may let
+  // go on another thread while the thread that ran its coroutine is still
+  // inside a scope (the coroutine asked, and the reply, abandoned by the
+  // stopped actor, destroyed its frames on the replying thread): the count
+  // is atomic for that.
   static void give_back(coroutine_frames* f) noexcept {
     if (f == nullptr) return;
     f->actor_ = nullptr;
     f->turn_ = 0;
-    if (f->users_ != 0) {
-      f->done_ = true;
-      return;
-    }
-    recycle(f);
+    f->bottom_ = nullptr;
+    f->release();
   }
 
   // The set of turn `turn` of `a` if its frames are what Asio allocates from
   // on this thread now (courier is running that turn's coroutine); null
   // otherwise.
-  static coroutine_frames* current_for(const actor_base& a, std::uint32_t turn) noexcept {
+  // `bottom` is the bottom frame of the asking coroutine thread: a set is
+  // only the turn's own thread's.
+  static coroutine_frames* current_for(const actor_base& a, std::uint32_t turn,
+                                       const void* bottom) noexcept {
     coroutine_frames* f = current_;
-    return f != nullptr && f->actor_ == &a && f->turn_ == turn ? f : nullptr;
+    return f != nullptr && f->actor_ == &a && f->turn_ == turn && f->bottom_ == bottom ? f
+                                                                                        : nullptr;
   }
 
   // While it lives, Asio allocates from (and frees into) the set's `frames`
@@ -97,7 +110,7 @@ class coroutine_frames : private asio::detail::thread_context {
     explicit scope(coroutine_frames* f, bool entry = false) noexcept : f_(f), saved_(current_) {
       if (f_ == nullptr) return;
       ::new (static_cast<void*>(&storage_)) context(f_, entry ? f_->entry_ : f_->frames_);
-      ++f_->users_;
+      f_->refs_.fetch_add(1, std::memory_order_relaxed);
       current_ = f_;
     }
     // Pops the cache off Asio's call stack first; a set whose turn ended
@@ -106,7 +119,7 @@ class coroutine_frames : private asio::detail::thread_context {
       if (f_ == nullptr) return;
       current_ = saved_;
       std::launder(reinterpret_cast<context*>(&storage_))->~context();
-      if (--f_->users_ == 0 && f_->done_) recycle(f_);
+      f_->release();
     }
     scope(const scope&) = delete;
     scope& operator=(const scope&) = delete;
@@ -159,6 +172,11 @@ class coroutine_frames : private asio::detail::thread_context {
     return p;
   }
 
+  // The last of the turn and the scopes using the set recycles it.
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) recycle(this);
+  }
+
   static void recycle(coroutine_frames* f) noexcept {
     pool& p = local_pool();
     if (p.state == dead || p.count == max_pooled) {
@@ -176,10 +194,11 @@ class coroutine_frames : private asio::detail::thread_context {
   asio::detail::thread_info_base frames_;
   asio::detail::thread_info_base entry_;
   const actor_base* actor_ = nullptr;
+  const void* bottom_ = nullptr;
   coroutine_frames* next_ = nullptr;
   std::uint32_t turn_ = 0;
-  unsigned users_ = 0;
-  bool done_ = false;
+  // The turn (until give_back) and each scope using the set.
+  std::atomic<unsigned> refs_{0};
 };
 
 }  // namespace courier::detail

@@ -48,13 +48,28 @@ class message_turn final : public turn, public mailbox_node, public recycled {
   Node& node() noexcept { return node_; }
 
   void actor_stopped() noexcept override {
+    drop_work();
     if (settle()) node_.answer_stopped();
+  }
+
+  // The coroutine suspended at its start (inside the actor): until the actor
+  // ends the turn, it counts as outstanding work on the actor's execution
+  // context, as co_spawn's work guard did, so that io_context::run() and
+  // thread_pool::wait() do not return under it. Given up inside the actor
+  // (the turn's end, or the actor's stop, which a context shutting down
+  // makes before its scheduler goes).
+  void hold_work() noexcept {
+    holds_work_ = true;
+    actor_->work_started();
   }
 
   // The coroutine ended (inside the actor, on its turn's executor).
   template <class Core, class R>
   void finish(Core& core, std::exception_ptr e, result<R>&& r) noexcept {
-    if (!ended()) core.end_turn(*this);
+    if (!ended()) {
+      core.end_turn(*this);
+      drop_work();
+    }
     if (e) node_.turn_failed(core, e);
     if (settle()) node_.answer(std::move(r));
   }
@@ -68,7 +83,10 @@ class message_turn final : public turn, public mailbox_node, public recycled {
 
   // --- as the node coroutine_lost() queues ---------------------------------------
   void run(continuation_home&) noexcept override {
-    if (!ended()) actor_->end_turn(*this);
+    if (!ended()) {
+      actor_->end_turn(*this);
+      drop_work();
+    }
     release();
   }
   // The actor stopped, and its stop ends every turn.
@@ -78,8 +96,16 @@ class message_turn final : public turn, public mailbox_node, public recycled {
  private:
   ~message_turn() override { node_.turn_over(); }
 
+  void drop_work() noexcept {
+    if (holds_work_) {
+      holds_work_ = false;
+      actor_->work_finished();
+    }
+  }
+
   Node& node_;
   ref_ptr<actor_base> actor_;
+  bool holds_work_ = false;  // inside the actor only
 };
 
 // What the entry point of a turn's coroutine holds of the turn: it ends the
@@ -186,6 +212,8 @@ void start_turn(Core& core, Node& node, asio::awaitable<R, E> body, bool& handed
   // Two references: the actor's list takes one (end_turn releases it), the
   // entry point holds the other.
   const std::uint32_t id = core.begin_turn(*t);
+  // Kept across the start, to see whether the coroutine suspended.
+  ref_ptr<message_turn<Node>> turn = t;
   coroutine_frames::claim(frames, core, id);
   const E ex(actor_executor_access::for_turn(ref_ptr<actor_base>::share(&core), id));
   auto entry = [&] {
@@ -194,8 +222,13 @@ void start_turn(Core& core, Node& node, asio::awaitable<R, E> body, bool& handed
                                            core, std::move(t), std::exchange(guard.f, nullptr)));
   }();
   coroutine_thread<E> thread(std::move(entry), ex);
-  coroutine_frames::scope in_frames(frames);
-  thread.start();
+  coroutine_frames::claim_thread(frames, thread.entry_point());
+  {
+    coroutine_frames::scope in_frames(frames);
+    thread.start();
+  }
+  // Still in progress: suspended (see message_turn::hold_work).
+  if (!turn->ended()) turn->hold_work();
 }
 
 // As start_turn, for the coroutine that `make()` returns (the handler,

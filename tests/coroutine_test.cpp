@@ -535,13 +535,12 @@ struct awaiting_state {
 using awaiting = courier::actor<awaiting_state, std::variant<await_gate, spawn_child>>;
 }  // namespace
 
-TEST_CASE("coroutine: a suspended coroutine is outstanding work on its io_context",
-          "[coroutine]") {
+TEST_CASE("coroutine: a suspended coroutine is outstanding work on its io_context", "[coroutine]") {
   courier::thread_pool pool(1);
   asio::io_context ioc;
   gate g = make_gate(pool);
-  auto a = courier::spawn<awaiting_state, std::variant<await_gate, spawn_child>>(
-      ioc, awaiting_state{g});
+  auto a =
+      courier::spawn<awaiting_state, std::variant<await_gate, spawn_child>>(ioc, awaiting_state{g});
   auto f = a.ask(await_gate{});
   std::thread opener([&] {
     std::this_thread::sleep_for(50ms);
@@ -561,8 +560,8 @@ TEST_CASE("coroutine: a coroutine co_spawned on a turn's executor outlives the t
   gate g = make_gate(pool);
   auto state = awaiting_state{g};
   auto children = state.children;
-  auto a = courier::spawn<awaiting_state, std::variant<await_gate, spawn_child>>(
-      ioc, std::move(state));
+  auto a =
+      courier::spawn<awaiting_state, std::variant<await_gate, spawn_child>>(ioc, std::move(state));
   a.tell(spawn_child{});
   // The turn ends on a thread that then exits, with its pool of frame caches.
   std::thread([&] { ioc.run_for(100ms); }).join();
@@ -572,4 +571,7 @@ TEST_CASE("coroutine: a coroutine co_spawned on a turn's executor outlives the t
   CHECK(children->load() == 1);
   a.stop();
   g.stop();
+  // The pool's worker that delivered the reply may still be returning from
+  // its post to the io_context: end the pool before the io_context goes.
+  pool.stop();
 }

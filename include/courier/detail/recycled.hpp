@@ -42,9 +42,12 @@ inline block_cache* local_block_cache() noexcept {
 }
 
 // A base that gives a node class the cache as its allocator. Sanitizer
-// builds use the heap directly, so that a use after free is still caught.
+// builds use the heap directly, so that a use after free is still caught
+// (unless COURIER_RECYCLE_UNDER_SANITIZERS is defined: the tests build one
+// program that way, so that the sanitizers watch the recycling itself).
 struct recycled {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)) && \
+    !defined(COURIER_RECYCLE_UNDER_SANITIZERS)
   static constexpr bool enabled = false;
 #else
   static constexpr bool enabled = true;

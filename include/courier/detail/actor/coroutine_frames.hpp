@@ -35,7 +35,8 @@ class actor_base;
 // the actor); the pool is per thread.
 class coroutine_frames : private asio::detail::thread_context {
  public:
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)) && \
+    !defined(COURIER_RECYCLE_UNDER_SANITIZERS)
   static constexpr bool enabled = false;  // the heap, so that misuse is caught
 #else
   static constexpr bool enabled = true;
@@ -100,7 +101,7 @@ class coroutine_frames : private asio::detail::thread_context {
                                        const void* bottom) noexcept {
     coroutine_frames* f = current_;
     return f != nullptr && f->actor_ == &a && f->turn_ == turn && f->bottom_ == bottom ? f
-                                                                                        : nullptr;
+                                                                                       : nullptr;
   }
 
   // While it lives, Asio allocates from (and frees into) the set's `frames`

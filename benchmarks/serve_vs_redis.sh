@@ -5,10 +5,12 @@
 # after round, and each round's ratio is reported beside the medians.
 #
 # Usage: benchmarks/serve_vs_redis.sh [rounds (default 3)]
-#   BANK_THREADS   worker threads of bank serve (default 1; the load generator
-#                  takes the other core of a 2-core machine)
+#   BANK_THREADS   threads of bank serve's event loop (default 1)
 #   REQUESTS       transfers per -P 16 run (default 2000000; the -P 1 runs do a tenth)
 #
+# On a machine of 2 cores or more, both servers are pinned to core 0 and the
+# load generator to core 1 (taskset), so that each server has one core, as
+# redis-server (one thread) uses one.
 # Both servers run on 127.0.0.1 on free ports, with their data in a temporary
 # directory, and are stopped when the script ends, however it ends. Each
 # holds 1,000 accounts src:N and 1,000 accounts dst:N (N a 12-digit number,
@@ -39,20 +41,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
+server_cpu=()
+client_cpu=()
+if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+  server_cpu=(taskset -c 0)
+  client_cpu=(taskset -c 1)
+fi
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # --- bank serve ---
-build/bench/bin/bank serve --port 0 --threads "$threads" --quiet >"$work/bank.out" 2>"$work/bank.err" &
+${server_cpu[@]+"${server_cpu[@]}"} build/bench/bin/bank serve --port 0 --threads "$threads" --quiet >"$work/bank.out" 2>"$work/bank.err" &
 pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/bank.out" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q listening "$work/bank.out" && break; sleep 0.1; done
 bank_port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/bank.out")
 [[ -n $bank_port ]] || { echo "bank serve did not start" >&2; cat "$work/bank.err" >&2; exit 1; }
 
 # --- redis-server, no persistence ---
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+${server_cpu[@]+"${server_cpu[@]}"} redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -99,11 +108,11 @@ check_redis_total() {
 run() {
   local port=$1 pipeline=$2 n=$3
   shift 3
-  redis-benchmark -p "$port" -c 64 -P "$pipeline" -r "$accounts" -n "$n" --csv "$@" 2>/dev/null |
+  ${client_cpu[@]+"${client_cpu[@]}"} redis-benchmark -p "$port" -c 64 -P "$pipeline" -r "$accounts" -n "$n" --csv "$@" 2>/dev/null |
     tail -1 | tr -d '"' | awk -F, '{ printf "%s %s %s\n", $2, $5, $7 }'
 }
 
-echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); bank serve --threads $threads"
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); bank serve --threads $threads; servers on ${server_cpu[*]:-any core}, load generator on ${client_cpu[*]:-any core}"
 echo "# redis-benchmark -c 64 -P <P> -r $accounts -n <N>: TRANSFER src:__rand_int__ dst:__rand_int__ 1 (bank serve)"
 echo "#   against FCALL transfer 2 src:__rand_int__ dst:__rand_int__ 1 (redis-server, Lua function)"
 printf '%-6s %-3s %12s %9s %9s %12s %9s %9s %7s\n' round P bank_rps p50_ms p99_ms redis_rps p50_ms p99_ms ratio

@@ -205,7 +205,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   number(*serve_cmd, "--port", srv.port, 0, 65535, "the TCP port (0: any free port)")
       ->capture_default_str();
-  number(*serve_cmd, "--threads", srv.threads, 1, limits::max_threads, "worker threads of the pool")
+  number(*serve_cmd, "--threads", srv.threads, 1, limits::max_threads,
+         "threads running the event loop of sockets and actors")
       ->capture_default_str();
   number(*serve_cmd, "--max-clients", srv.max_clients, 1, 1000000,
          "connections served at once; more are refused")

@@ -28,7 +28,7 @@ requests=${REQUESTS:-2000000}
 accounts=1000
 initial=1000000000
 
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DCOURIER_SANITIZE= \
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DCOURIER_SANITIZE= -DCOURIER_BUILD_EXAMPLES=ON \
   -DCOURIER_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build build/bench -j "${COURIER_JOBS:-2}" --target bank >/dev/null
 

@@ -28,7 +28,8 @@ TEST_CASE("resp: an array of bulk strings is one command", "[resp]") {
 }
 
 TEST_CASE("resp: bulk strings may hold any byte, CR and LF included", "[resp]") {
-  const std::string wire = std::string("*2\r\n$4\r\nPING\r\n$4\r\na\r\n\0\r\n", 26);
+  static constexpr char bytes[] = "*2\r\n$4\r\nPING\r\n$4\r\na\r\n\0\r\n";
+  const std::string wire(bytes, sizeof bytes - 1);  // the NUL inside included
   std::vector<std::string_view> args;
   const auto r = parse(wire, args);
   REQUIRE(r.status == parse_status::command);

@@ -3,10 +3,11 @@
 
 # Extra package names given as arguments are ensured too. The bank example's
 # binary parses its command line with CLI11 and writes JSON with
-# nlohmann-json; valgrind runs the bank.memcheck test, which fails without it
-# in the plain build.
+# nlohmann-json; its journal keeps records in SQLite; valgrind runs the
+# bank.memcheck test, which fails without it in the plain build.
 courier_ensure_packages() {
-  local packages=(cmake g++ libasio-dev catch2 libcli11-dev nlohmann-json3-dev valgrind "$@")
+  local packages=(cmake g++ libasio-dev catch2 libcli11-dev nlohmann-json3-dev libsqlite3-dev
+    valgrind "$@")
   if ! command -v dpkg >/dev/null 2>&1; then
     echo "deps: no dpkg (not Debian/Ubuntu); assuming ${packages[*]} are provided" >&2
     return 0

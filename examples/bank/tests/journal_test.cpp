@@ -1,0 +1,216 @@
+// The journal of examples/bank/journal.hpp: order, group commit, reopening,
+// refusal of files that are not a journal, and what survives a SIGKILL.
+#include "bank/journal.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using bank::durable::journal;
+using bank::durable::journal_error;
+using bank::durable::record;
+
+// A fresh directory under the system's temporary one, removed at the end.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string pattern = (fs::temp_directory_path() / "journal-test-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  std::string file(const char* name) const { return (path / name).string(); }
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> all_records(const journal& j) {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  j.replay(0, [&out](std::uint64_t seq, std::uint32_t, std::string_view data) {
+    out.emplace_back(seq, std::string(data));
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("journal: appends from 4 threads are committed in groups, each thread's in order",
+          "[journal]") {
+  temp_dir dir;
+  constexpr int threads = 4;
+  constexpr int per_thread = 2000;
+  {
+    journal j({dir.file("j.db"), bank::durable::sync_mode::normal});
+    std::vector<std::thread> ts;
+    std::vector<std::vector<courier::future<std::uint64_t>>> futures(threads);
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          futures[static_cast<std::size_t>(t)].push_back(j.append(
+              record{static_cast<std::uint32_t>(t), std::to_string(t) + ":" + std::to_string(i)}));
+      });
+    for (auto& t : ts) t.join();
+    std::set<std::uint64_t> seqs;
+    for (auto& fs_of_thread : futures) {
+      std::uint64_t previous = 0;
+      for (auto& f : fs_of_thread) {
+        const std::uint64_t seq = f.get();
+        CHECK(seq > previous);  // a thread's appends keep their order
+        previous = seq;
+        seqs.insert(seq);
+      }
+    }
+    CHECK(seqs.size() == threads * per_thread);
+    CHECK(*seqs.begin() == 1);
+    CHECK(*seqs.rbegin() == threads * per_thread);
+    const journal::stats s = j.counters();
+    CHECK(s.records == threads * per_thread);
+    CHECK(s.batches >= 1);
+    CHECK(s.batches <= s.records);
+    const auto records = all_records(j);
+    REQUIRE(records.size() == threads * per_thread);
+    for (std::size_t i = 0; i < records.size(); ++i) CHECK(records[i].first == i + 1);
+  }
+}
+
+TEST_CASE("journal: records survive reopening, and numbering goes on", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  {
+    journal j({path});
+    CHECK(j.append(record{7, "first"}).get() == 1);
+    CHECK(j.append(record{8, std::string("sec\0ond", 7)}).get() == 2);
+  }
+  journal j({path});
+  std::vector<std::string> seen;
+  std::vector<std::uint32_t> kinds;
+  j.replay(0, [&](std::uint64_t, std::uint32_t kind, std::string_view data) {
+    kinds.push_back(kind);
+    seen.emplace_back(data);
+  });
+  CHECK(kinds == std::vector<std::uint32_t>{7, 8});
+  CHECK(seen == std::vector<std::string>{"first", std::string("sec\0ond", 7)});
+  CHECK(j.append(record{9, "third"}).get() == 3);
+  std::vector<std::uint64_t> after_one;
+  j.replay(1,
+           [&](std::uint64_t seq, std::uint32_t, std::string_view) { after_one.push_back(seq); });
+  CHECK(after_one == std::vector<std::uint64_t>{2, 3});
+}
+
+TEST_CASE("journal: a file that is not a journal is refused by name and left untouched",
+          "[journal]") {
+  temp_dir dir;
+  SECTION("not SQLite at all") {
+    const std::string path = dir.file("foreign.txt");
+    {
+      std::ofstream out(path, std::ios::binary);
+      for (int i = 0; i < 200; ++i) out << "these are not the pages you are looking for\n";
+    }
+    const std::string before = read_all(path);
+    try {
+      journal j({path});
+      FAIL("opened a foreign file");
+    } catch (const journal_error& e) {
+      CHECK(std::string(e.what()).find(path) != std::string::npos);
+    }
+    CHECK(read_all(path) == before);
+  }
+  SECTION("another application's database") {
+    const std::string path = dir.file("other.db");
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    const std::string before = read_all(path);
+    try {
+      journal j({path});
+      FAIL("opened another application's database");
+    } catch (const journal_error& e) {
+      CHECK(std::string(e.what()).find("not a courier journal") != std::string::npos);
+      CHECK(std::string(e.what()).find(path) != std::string::npos);
+    }
+    CHECK(read_all(path) == before);
+  }
+  SECTION("a journal of another format version") {
+    const std::string path = dir.file("v2.db");
+    { journal j({path}); }
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "PRAGMA user_version=2", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    try {
+      journal j({path});
+      FAIL("opened a journal of another version");
+    } catch (const journal_error& e) {
+      CHECK(std::string(e.what()).find("journal format 2") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("journal: every append acknowledged before a SIGKILL is there after it", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  int acks[2];
+  REQUIRE(pipe(acks) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child appends without end, writing each acknowledged sequence
+    // number to the pipe, until the parent kills it.
+    close(acks[0]);
+    journal j({path, bank::durable::sync_mode::full});
+    for (std::uint64_t i = 0;; ++i) {
+      std::vector<courier::future<std::uint64_t>> batch;
+      for (int k = 0; k < 50; ++k) batch.push_back(j.append(record{1, std::to_string(i)}));
+      for (auto& f : batch) {
+        const std::uint64_t seq = f.get();
+        if (write(acks[1], &seq, sizeof seq) != sizeof seq) _exit(3);
+      }
+    }
+  }
+  close(acks[1]);
+  std::set<std::uint64_t> acknowledged;
+  std::uint64_t seq = 0;
+  while (acknowledged.size() < 2000 && read(acks[0], &seq, sizeof seq) == sizeof seq)
+    acknowledged.insert(seq);
+  kill(child, SIGKILL);
+  while (read(acks[0], &seq, sizeof seq) == sizeof seq) acknowledged.insert(seq);
+  close(acks[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE(acknowledged.size() >= 2000);
+  journal j({path});
+  std::set<std::uint64_t> present;
+  std::uint64_t expected = 1;
+  bool dense = true;
+  j.replay(0, [&](std::uint64_t s, std::uint32_t, std::string_view) {
+    dense = dense && s == expected++;
+    present.insert(s);
+  });
+  CHECK(dense);  // a committed prefix, with no gap
+  for (std::uint64_t a : acknowledged) {
+    if (present.count(a) == 0) FAIL("acknowledged " << a << " is missing");
+  }
+}

@@ -20,6 +20,19 @@ def rss_kb(pid):
     return 0
 
 
+def wait_until_served(srv, failure, pause):
+    """Connects anew, every `pause` seconds for at most 60 s, until a new
+    connection is served (answers PING) rather than refused."""
+    deadline = time.monotonic() + 60
+    while True:
+        c = srv.connect()
+        c.sendall(command("PING"))
+        if Replies(c).read() == "PONG":
+            return
+        check(time.monotonic() < deadline, failure)
+        time.sleep(pause)
+
+
 def max_clients(bank):
     with BankServer(bank, "--max-clients", "2") as srv:
         a, b = srv.connect(), srv.connect()
@@ -37,15 +50,7 @@ def max_clients(bank):
             refused.append(c)
         a.close()
         # Served again once a client left (the server learns of it shortly).
-        deadline = time.monotonic() + 60
-        while True:
-            c = srv.connect()
-            c.sendall(command("PING"))
-            got = Replies(c).read()
-            if got == "PONG":
-                break
-            check(time.monotonic() < deadline, "never served again after a client left")
-            time.sleep(0.05)
+        wait_until_served(srv, "never served again after a client left", 0.05)
         info = {}
         b.sendall(command("INFO"))
         for line in Replies(b).read().decode().split("\r\n"):
@@ -73,15 +78,7 @@ def idle_timeout_non_reader(bank):
             except BlockingIOError:
                 pass
             stuck.append(c)
-        deadline = time.monotonic() + 60
-        while True:
-            n = srv.connect()
-            n.sendall(command("PING"))
-            got = Replies(n).read()
-            if got == "PONG":
-                break
-            check(time.monotonic() < deadline, "clients that stopped reading were never timed out")
-            time.sleep(0.2)
+        wait_until_served(srv, "clients that stopped reading were never timed out", 0.2)
         check(srv.terminate() == 0, "exit code %s" % srv.returncode)
     print("idle-timeout of non-readers ok")
 

@@ -493,7 +493,12 @@ TEST_CASE("bank: transfers keep their properties under 10,000 interleavings", "[
   // and a concurrent close.
   constexpr std::uint64_t seeds = 10000;
   outcome_counts counts;
-  const auto [seed, what] = sweep(seeds, bank::try_transfer, counts);
+  const auto [seed, what] = sweep(
+      seeds,
+      [](const bank::account_ref& from, const bank::account_ref& to, std::uint64_t amount) {
+        return bank::try_transfer(from, to, amount);
+      },
+      counts);
   if (seed != seeds)
     FAIL("seed " << seed << ": " << what << "\nreplay: COURIER_SEED=" << seed
                  << " courier_tests \"bank: transfers keep their properties under 10\\,000 "

@@ -28,6 +28,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -48,6 +49,7 @@ enum class errc {
   account_closed,      ///< the account was closed (or its actor stopped)
   operation_failed,    ///< the account's handler failed; nothing changed
   id_conflict,         ///< a transfer id already used with other accounts or amount
+  interrupted,         ///< the server stopped before the transfer completed; voided at restart
 };
 
 /// A short English description of `e`.
@@ -73,6 +75,8 @@ inline const char* describe(errc e) noexcept {
       return "the account failed to handle the request; nothing changed";
     case errc::id_conflict:
       return "transfer id already used with different parameters";
+    case errc::interrupted:
+      return "transfer interrupted: the server stopped before it completed; nothing moved";
   }
   return "unknown error";
 }
@@ -92,21 +96,53 @@ class bank_error : public std::runtime_error {
 /// overflow.
 inline constexpr std::uint64_t max_balance = std::numeric_limits<std::uint64_t>::max() / 2;
 
-// Messages of an account actor.
+/// Where the accounts of a durable bank write what they did (see
+/// durable.hpp, which writes it to a journal). Each call is made inside the
+/// actor whose State changed, after the change, before its reply is sent:
+/// so what one actor writes is in the order it did it, and whatever another
+/// actor does on hearing of it is written after it. A transfer is written
+/// as its legs: pending (the source reserved the amount), posted (the
+/// target took it) or voided (the source got it back); a transfer's number
+/// ties the three together.
+///
+/// Thread safety: every member is called from many actors at once.
+class ledger_sink {
+ public:
+  virtual ~ledger_sink() = default;
+  /// A number for a new transfer, never given before (nor before a restart).
+  virtual std::uint64_t next_transfer() noexcept = 0;
+  virtual void opened(std::uint64_t account, std::string_view name,
+                      std::uint64_t initial) noexcept = 0;
+  virtual void deposited(std::uint64_t account, std::uint64_t amount) noexcept = 0;
+  virtual void withdrew(std::uint64_t account, std::uint64_t amount) noexcept = 0;
+  virtual void closed(std::uint64_t account) noexcept = 0;
+  virtual void pending(std::uint64_t transfer, std::uint64_t from,
+                       std::uint64_t amount) noexcept = 0;
+  virtual void posted(std::uint64_t transfer, std::uint64_t to, std::uint64_t amount) noexcept = 0;
+  virtual void voided(std::uint64_t transfer, std::uint64_t from,
+                      std::uint64_t amount) noexcept = 0;
+};
+
+// Messages of an account actor. `transfer` is the number of the transfer a
+// leg belongs to (ledger_sink::next_transfer()); 0 in a bank that is not
+// durable.
 struct Deposit {
   std::uint64_t amount;
+  std::uint64_t transfer = 0;  ///< 0: a plain deposit, else a transfer's deposit leg
 };
 struct Withdraw {  ///< a plain withdrawal: the money leaves the bank
   std::uint64_t amount;
 };
 struct Reserve {  ///< the first leg of a transfer: withdraw and hold for a refund
   std::uint64_t amount;
+  std::uint64_t transfer = 0;
 };
 struct Settle {  ///< the deposit leg succeeded: release the hold
   std::uint64_t amount;
 };
 struct Refund {  ///< the deposit leg failed: give the held amount back
   std::uint64_t amount;
+  std::uint64_t transfer = 0;
 };
 struct GetBalance {};
 struct Audit {};  ///< the balance and the amount reserved by transfers in flight
@@ -128,6 +164,7 @@ struct account;
 struct Transfer {
   courier::actor<account, account_msg> to;
   std::uint64_t amount;
+  std::uint64_t transfer = 0;  ///< its number, in a durable bank
 };
 
 /// The State of an account actor.
@@ -135,18 +172,34 @@ struct account {
   std::uint64_t balance = 0;
   std::uint64_t reserved = 0;  ///< withdrawn by transfers whose deposit is not settled
   bool closed = false;
+  /// In a durable bank, where this account writes what it does, and its
+  /// number there; null otherwise.
+  ledger_sink* ledger = nullptr;
+  std::uint64_t number = 0;
 
   errc handle(Deposit d) {
     if (closed) return errc::account_closed;
     if (d.amount == 0) return errc::zero_amount;
     if (d.amount > max_balance - balance - reserved) return errc::balance_overflow;
     balance += d.amount;
+    if (ledger != nullptr) {
+      if (d.transfer != 0)
+        ledger->posted(d.transfer, number, d.amount);
+      else
+        ledger->deposited(number, d.amount);
+    }
     return errc::ok;
   }
-  errc handle(Withdraw w) { return withdraw(w.amount); }
+  errc handle(Withdraw w) {
+    const errc e = withdraw(w.amount);
+    if (e == errc::ok && ledger != nullptr) ledger->withdrew(number, w.amount);
+    return e;
+  }
   errc handle(Reserve r) {
     const errc e = withdraw(r.amount);
-    if (e == errc::ok) reserved += r.amount;
+    if (e != errc::ok) return e;
+    reserved += r.amount;
+    if (ledger != nullptr) ledger->pending(r.transfer, number, r.amount);
     return e;
   }
   void handle(Settle s) { reserved -= s.amount; }
@@ -154,12 +207,14 @@ struct account {
   void handle(Refund r) {
     reserved -= r.amount;
     balance += r.amount;
+    if (ledger != nullptr) ledger->voided(r.transfer, number, r.amount);
   }
   std::uint64_t handle(GetBalance) const { return balance; }
   holdings handle(Audit) const { return {balance, reserved}; }
   errc handle(Close) {
     if (closed) return errc::account_closed;
     closed = true;
+    if (ledger != nullptr) ledger->closed(number);
     return errc::ok;
   }
   asio::awaitable<errc> handle(Transfer t);
@@ -186,11 +241,11 @@ struct account {
 /// transfer reports errc::operation_failed, refunded.
 inline asio::awaitable<errc> account::handle(Transfer t) {
   if (t.amount == 0) co_return errc::zero_amount;
-  const errc reservation = handle(Reserve{t.amount});
+  const errc reservation = handle(Reserve{t.amount, t.transfer});
   if (reservation != errc::ok) co_return reservation;
   errc deposited = errc::operation_failed;
   try {
-    deposited = co_await t.to.async_ask(Deposit{t.amount}, asio::use_awaitable);
+    deposited = co_await t.to.async_ask(Deposit{t.amount, t.transfer}, asio::use_awaitable);
   } catch (const courier::actor_stopped&) {
     deposited = errc::account_closed;
   } catch (...) {
@@ -199,7 +254,7 @@ inline asio::awaitable<errc> account::handle(Transfer t) {
   if (deposited == errc::ok) {
     handle(Settle{t.amount});
   } else {
-    handle(Refund{t.amount});
+    handle(Refund{t.amount, t.transfer});
   }
   co_return deposited;
 }
@@ -259,30 +314,33 @@ inline errc code_of(const courier::result<errc>& r) noexcept {
 /// is an actor and stops mid-transfer cannot strand the reserved amount. The reply comes when the
 /// deposit has been acknowledged (or refused and refunded). Atomic as the caller sees it: on
 /// errc::ok exactly `amount` moved; on any error no balance changed.
+/// `transfer` numbers the transfer in a durable bank's ledger (0 otherwise).
 template <class Account>
 courier::future<errc> try_transfer(const basic_account_ref<Account>& from,
-                                   const basic_account_ref<Account>& to, std::uint64_t amount) {
+                                   const basic_account_ref<Account>& to, std::uint64_t amount,
+                                   std::uint64_t transfer = 0) {
   if (amount == 0) return courier::make_ready_future(errc::zero_amount);
   if (from == to) return courier::make_ready_future(errc::same_account);
   // Each handle is copied once, into the chain, and moved from step to step:
   // a copy is an atomic increment on the actor, and the busiest accounts
   // are touched by every core.
-  return from.ask(Reserve{amount})
-      .then_inline([from, to, amount](courier::result<errc> reserved) mutable {
+  return from.ask(Reserve{amount, transfer})
+      .then_inline([from, to, amount, transfer](courier::result<errc> reserved) mutable {
         const errc w = detail::code_of(reserved);
         if (w != errc::ok) return courier::make_ready_future(w);
-        return to.ask(Deposit{amount})
-            .then_inline([from = std::move(from), amount](courier::result<errc> deposited) {
-              const errc d = detail::code_of(deposited);
-              if (d == errc::ok) {
-                from.tell(Settle{amount});
-                return errc::ok;
-              }
-              // The deposit was refused or never handled, so nothing reached the
-              // target: give the reservation back before the client hears.
-              from.tell(Refund{amount});
-              return d;
-            });
+        return to.ask(Deposit{amount, transfer})
+            .then_inline(
+                [from = std::move(from), amount, transfer](courier::result<errc> deposited) {
+                  const errc d = detail::code_of(deposited);
+                  if (d == errc::ok) {
+                    from.tell(Settle{amount});
+                    return errc::ok;
+                  }
+                  // The deposit was refused or never handled, so nothing reached the
+                  // target: give the reservation back before the client hears.
+                  from.tell(Refund{amount, transfer});
+                  return d;
+                });
       });
 }
 
@@ -320,7 +378,31 @@ class basic_bank {
       Where& where,
       make_account_type make_account = [](std::uint64_t initial) { return Account{initial}; })
       : directory_(courier::spawn<directory, directory_msg>(
-            where, directory{account_spawner(where, std::move(make_account)), {}, {}})) {}
+            where, directory{account_spawner(where), std::move(make_account), nullptr, {}, {}})) {}
+
+  /// A durable bank: as above, but every account writes what it does to
+  /// `ledger` (which must outlive the bank's actors), and the bank starts
+  /// with the accounts `restored`, in the order they were opened (the n-th
+  /// is account number n in the ledger), each with the State it had.
+  /// Account must be a State with `ledger` and `number` members, as
+  /// `account` is.
+  template <class Where>
+  basic_bank(
+      Where& where, ledger_sink& ledger, std::vector<std::pair<std::string, Account>> restored,
+      make_account_type make_account = [](std::uint64_t initial) { return Account{initial}; })
+      : ledger_(&ledger) {
+    directory d{account_spawner(where), std::move(make_account), &ledger, {}, {}};
+    d.by_name.reserve(restored.size());
+    d.in_order.reserve(restored.size());
+    for (auto& [name, state] : restored) {
+      state.ledger = &ledger;
+      state.number = d.in_order.size() + 1;
+      account_ref_type a = d.spawn_account(std::move(state));
+      d.by_name.emplace(name, a);
+      d.in_order.emplace_back(std::move(name), std::move(a));
+    }
+    directory_ = courier::spawn<directory, directory_msg>(where, std::move(d));
+  }
 
   /// Opens an account named `name` holding `initial`.
   courier::future<errc> try_open(std::string name, std::uint64_t initial) {
@@ -345,12 +427,12 @@ class basic_bank {
     if (amount == 0) return courier::make_ready_future(errc::zero_amount);
     if (from == to) return courier::make_ready_future(errc::same_account);
     return directory_.ask(FindPair{std::move(from), std::move(to)})
-        .then_inline(
-            [amount](std::variant<std::pair<account_ref_type, account_ref_type>, errc> found) {
-              if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
-              auto& [a, b] = std::get<0>(found);
-              return ::bank::try_transfer(a, b, amount);
-            });
+        .then_inline([amount, ledger = ledger_](
+                         std::variant<std::pair<account_ref_type, account_ref_type>, errc> found) {
+          if (auto* e = std::get_if<errc>(&found)) return courier::make_ready_future(*e);
+          auto& [a, b] = std::get<0>(found);
+          return ::bank::try_transfer(a, b, amount, ledger ? ledger->next_transfer() : 0);
+        });
   }
 
   /// Throwing forms: the future fails with bank_error instead of holding an
@@ -443,14 +525,23 @@ class basic_bank {
   using directory_msg = std::variant<Open, Find, FindPair, List>;
 
   struct directory {
-    std::function<account_ref_type(std::uint64_t)> spawn_account;
+    std::function<account_ref_type(Account)> spawn_account;
+    make_account_type make_account;
+    ledger_sink* ledger;  // null unless durable
     std::unordered_map<std::string, account_ref_type> by_name;
-    std::vector<std::pair<std::string, account_ref_type>> in_order;
+    std::vector<std::pair<std::string, account_ref_type>> in_order;  // by number - 1
 
     errc handle(Open o) {
       if (o.initial > max_balance) return errc::balance_overflow;
       if (by_name.count(o.name) != 0) return errc::duplicate_account;
-      account_ref_type a = spawn_account(o.initial);
+      Account state = make_account(o.initial);
+      const std::uint64_t number = in_order.size() + 1;
+      if constexpr (requires { state.ledger = ledger; }) {
+        state.ledger = ledger;
+        state.number = number;
+      }
+      account_ref_type a = spawn_account(std::move(state));
+      if (ledger != nullptr) ledger->opened(number, o.name, o.initial);
       by_name.emplace(o.name, a);
       in_order.emplace_back(std::move(o.name), std::move(a));
       return errc::ok;
@@ -480,19 +571,18 @@ class basic_bank {
   // runs no handler once it has stopped (courier/thread_pool.hpp), so it is
   // never used after the pool is gone.
   template <class Where>
-  static std::function<account_ref_type(std::uint64_t)> account_spawner(
-      Where& where, make_account_type make_account) {
-    auto spawn_on = [make = std::move(make_account)](auto& on, std::uint64_t initial) {
-      return courier::spawn<Account, account_msg>(on, make(initial), account_options<Account>());
+  static std::function<account_ref_type(Account)> account_spawner(Where& where) {
+    auto spawn_on = [](auto& on, Account state) {
+      return courier::spawn<Account, account_msg>(on, std::move(state), account_options<Account>());
     };
     if constexpr (std::is_same_v<std::remove_const_t<Where>, courier::thread_pool>) {
-      return [spawn_on, pool = &where](std::uint64_t initial) { return spawn_on(*pool, initial); };
+      return [spawn_on, pool = &where](Account state) { return spawn_on(*pool, std::move(state)); };
     } else if constexpr (requires { where.get_executor(); }) {
-      return [spawn_on, ex = where.get_executor()](std::uint64_t initial) {
-        return spawn_on(ex, initial);
+      return [spawn_on, ex = where.get_executor()](Account state) {
+        return spawn_on(ex, std::move(state));
       };
     } else {
-      return [spawn_on, ex = where](std::uint64_t initial) { return spawn_on(ex, initial); };
+      return [spawn_on, ex = where](Account state) { return spawn_on(ex, std::move(state)); };
     }
   }
 
@@ -512,6 +602,7 @@ class basic_bank {
     });
   }
 
+  ledger_sink* ledger_ = nullptr;
   courier::actor<directory, directory_msg> directory_;
 };
 

@@ -1,15 +1,19 @@
 // journal.hpp: an append-only journal of records on SQLite, committed in
 // groups, for services whose state lives in actors.
 //
-// A record is a kind (what it means to its service) and bytes. append()
-// queues it, from any thread, behind every record appended before it, and
-// returns a future that completes with the record's sequence number once the
-// transaction holding it is committed: durable as `sync` promises. One
-// writer thread takes everything queued at once and commits it as one
-// transaction (group commit), so a commit's cost, a disk flush, is shared by
-// all the records that arrived while the previous one ran. replay() reads the
-// committed records back in sequence order, for a service to rebuild its
-// state at start.
+// A record is a kind (what it means to its service) and bytes. append() or
+// write() queues it, from any thread, behind every record queued before it,
+// and gives it the next sequence number. One writer thread takes everything
+// queued at once and commits it as one transaction (group commit), so a
+// commit's cost, a disk flush, is shared by all the records that arrived
+// while the previous one ran. A record is durable (as `sync` promises) once
+// its transaction commits, and commits happen in sequence order, so "every
+// record up to n is durable" is one number, committed(). append() returns a
+// future completed at that point; write() returns the sequence number, and
+// when_committed(n) a future for any n, so that a service that appends many
+// records waits once. replay() reads the committed records back in order,
+// for a service to rebuild its state at start; forget_through() drops the
+// oldest once the service has saved a snapshot of what they made.
 //
 // Why a thread of its own and not an actor: a commit blocks on the disk for
 // as long as the disk takes, and a courier worker that blocks holds up every
@@ -17,40 +21,30 @@
 // completes carry the outcome back into the actors (a continuation attached
 // inside an actor runs inside it).
 //
-// The file is a SQLite database in WAL mode whose application_id and
-// user_version say it is a journal of this format; a file that is not (not
-// SQLite, another application's database, another version, a damaged page)
-// is refused at open with a journal_error that names it, and left untouched.
+// The file is a SQLite database in WAL mode (sqlite_file.hpp): a file that is
+// not a journal of this format is refused at open, by name, and left as it
+// was. Each transaction is one row holding its records packed, so a commit
+// is one insert however many records it holds.
 #pragma once
 
 #include <courier.hpp>
 
-#include <sqlite3.h>
-
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "sqlite_file.hpp"
+
 namespace bank::durable {
-
-/// How hard a commit presses on the disk (SQLite's `synchronous` setting in
-/// WAL mode): `full` flushes the log at every commit, so a committed record
-/// survives a power loss on a disk that honours the flush; `normal` does
-/// not flush at commit, so it survives a crash of the process but may lose
-/// the last commits to a power loss.
-enum class sync_mode { full, normal };
-
-/// The journal cannot be opened, read or written. what() names the file.
-class journal_error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 /// One record: its kind and its bytes, both the service's business.
 struct record {
@@ -58,17 +52,67 @@ struct record {
   std::string data;
 };
 
+/// Little-endian base-128 integers and length-prefixed bytes, the encoding of
+/// the journal's rows (and of the bank's records).
+namespace wire {
+inline void put(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+inline void put(std::string& out, std::string_view bytes) {
+  put(out, static_cast<std::uint64_t>(bytes.size()));
+  out.append(bytes);
+}
+
+/// Reads what put() wrote; every read fails (returns false) past the end or
+/// on a malformed number, and stays failed.
+class reader {
+ public:
+  explicit reader(std::string_view in) : in_(in) {}
+  bool get(std::uint64_t& v) {
+    v = 0;
+    for (unsigned shift = 0; ok_ && shift < 64; shift += 7) {
+      if (in_.empty()) break;
+      const auto byte = static_cast<unsigned char>(in_.front());
+      in_.remove_prefix(1);
+      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) return true;
+    }
+    ok_ = false;
+    return false;
+  }
+  bool get(std::string_view& bytes) {
+    std::uint64_t n = 0;
+    if (!get(n) || n > in_.size()) return ok_ = false;
+    bytes = in_.substr(0, static_cast<std::size_t>(n));
+    in_.remove_prefix(static_cast<std::size_t>(n));
+    return true;
+  }
+  bool ok() const noexcept { return ok_; }
+  bool at_end() const noexcept { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+  bool ok_ = true;
+};
+}  // namespace wire
+
 /// An append-only journal with group commit (see the file comment).
 ///
-/// Thread safety: append() may be called from any thread at once, also from
-/// inside actors; replay() and counters() too, but replay() sees only what
-/// was committed when it reads. Construct and destroy from one thread.
+/// Thread safety: append(), write(), appended(), committed(),
+/// when_committed(), forget_through() and counters() may be called from any
+/// thread at once, also from inside actors. replay() reads the file on the
+/// caller's thread: call it before the first append, or from one thread at a
+/// time. Construct and destroy from one thread.
 class journal {
  public:
-  struct options {
-    std::string path;  ///< the database file; created if missing
-    sync_mode sync = sync_mode::full;
-  };
+  /// Called on the writer thread after each commit, with the sequence number
+  /// of the first record and the records (moved out: the callee may keep
+  /// them). Must not append.
+  using commit_hook = std::function<void(std::uint64_t first, std::vector<record>& records)>;
 
   /// What the writer has done so far.
   struct stats {
@@ -77,15 +121,26 @@ class journal {
   };
 
   /// The format: application_id "crjn" and this user_version.
-  static constexpr std::int32_t application_id = 0x63726a6e;
-  static constexpr std::int32_t format_version = 1;
+  static constexpr file_format format{
+      0x63726a6e, 2, "journal",
+      "CREATE TABLE batches(last INTEGER PRIMARY KEY, count INTEGER NOT NULL, "
+      "data BLOB NOT NULL);"
+      "CREATE TABLE forgotten(id INTEGER PRIMARY KEY CHECK (id = 0), through INTEGER NOT NULL);"
+      "INSERT INTO forgotten VALUES (0, 0);"};
 
-  /// Opens (or creates) the journal at `o.path` and starts its writer.
-  /// @throws journal_error, naming the file, if it cannot be opened or is
+  /// Opens (or creates) the journal at `path` (a database file) and starts
+  /// its writer, which calls `on_commit`, if given, after each commit.
+  /// @throws storage_error, naming the file, if it cannot be opened or is
   /// not a journal of this format (the file is then left as it was).
-  explicit journal(options o) : path_(std::move(o.path)) {
-    open(o.sync);
-    next_seq_ = last_seq();
+  explicit journal(std::string path, sync_mode sync = sync_mode::full, commit_hook on_commit = {})
+      : file_(std::move(path), format, sync),
+        insert_(file_, "INSERT INTO batches(last, count, data) VALUES (?1, ?2, ?3)"),
+        on_commit_(std::move(on_commit)) {
+    const sqlite_file::statement last(
+        file_, "SELECT MAX(COALESCE((SELECT MAX(last) FROM batches), 0), through) FROM forgotten");
+    next_seq_ = last.step() ? static_cast<std::uint64_t>(last.int64(0)) : 0;
+    committed_.store(next_seq_);
+    appended_.store(next_seq_);
     writer_ = std::thread([this] { write_loop(); });
   }
 
@@ -100,49 +155,97 @@ class journal {
     }
     wake_.notify_one();
     writer_.join();
-    sqlite3_finalize(insert_);
-    sqlite3_close(db_);
   }
 
   /// Queues `r`; the future completes with its sequence number (1, 2, ...,
   /// in the order of the appends) once it is committed, or fails with
-  /// journal_error if the commit failed (then this and every later append
+  /// storage_error if the commit failed (then this and every later record
   /// fail: the journal stops taking records rather than leave a gap).
   courier::future<std::uint64_t> append(record r) {
-    courier::promise<std::uint64_t> p;
-    courier::future<std::uint64_t> f = p.get_future();
+    const std::uint64_t seq = write(std::move(r));
+    return when_committed(seq);
+  }
+
+  /// Queues `r` and returns its sequence number, without a future: see
+  /// when_committed(). 0 if the journal has failed or is closing (the
+  /// record is not kept; when_committed() says why).
+  std::uint64_t write(record r) {
     bool was_empty = false;
+    std::uint64_t seq = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (failed_ || stopping_) {
-        p.set_exception(std::make_exception_ptr(
-            journal_error(path_ + ": " + (failed_ ? failure_ : std::string("closed")))));
-        return f;
-      }
+      if (failed_ || stopping_) return 0;
       was_empty = queue_.empty();
-      queue_.push_back(pending{++next_seq_, std::move(r), std::move(p)});
+      seq = ++next_seq_;
+      queue_.push_back(std::move(r));
+      appended_.store(seq, std::memory_order_release);
     }
     if (was_empty) wake_.notify_one();
+    return seq;
+  }
+
+  /// The sequence number of the last record queued.
+  std::uint64_t appended() const noexcept { return appended_.load(std::memory_order_acquire); }
+  /// Every record up to this sequence number is committed.
+  std::uint64_t committed() const noexcept { return committed_.load(std::memory_order_acquire); }
+
+  /// A future completed with `seq` once every record up to `seq` is
+  /// committed (at once if they are), or failed with storage_error if the
+  /// journal failed, or closed, first. when_committed(write(r)) fails if
+  /// write() refused `r` (returned 0).
+  courier::future<std::uint64_t> when_committed(std::uint64_t seq) {
+    courier::promise<std::uint64_t> p;
+    courier::future<std::uint64_t> f = p.get_future();
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::uint64_t now = committed_.load(std::memory_order_relaxed);
+    if (failed_ || (seq == 0 && stopping_))
+      p.set_exception(failure());
+    else if (seq <= now)
+      p.set_value(seq);
+    else
+      waiters_.emplace(seq, std::move(p));
     return f;
+  }
+
+  /// Drops the records up to `seq` from the file (at the writer's next
+  /// commit, or soon): the service has saved what they made elsewhere.
+  /// replay() no longer returns them; numbering goes on.
+  void forget_through(std::uint64_t seq) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (seq <= forget_through_) return;
+      forget_through_ = seq;
+    }
+    wake_.notify_one();
   }
 
   /// Calls `f(seq, kind, data)` for every committed record with a sequence
   /// number above `after`, in order.
-  /// @throws journal_error if the file cannot be read.
+  /// @throws storage_error if the file cannot be read or a row is damaged.
   template <class F>
   void replay(std::uint64_t after, F&& f) const {
-    sqlite3_stmt* s = prepare("SELECT seq, kind, data FROM journal WHERE seq > ?1 ORDER BY seq");
-    sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(after));
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      const auto* bytes = static_cast<const char*>(sqlite3_column_blob(s, 2));
-      const std::string_view data(bytes == nullptr ? "" : bytes,
-                                  static_cast<std::size_t>(sqlite3_column_bytes(s, 2)));
-      f(static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)),
-        static_cast<std::uint32_t>(sqlite3_column_int64(s, 1)), data);
+    // A row may hold forgotten records and kept ones: those are skipped.
+    const sqlite_file::statement forgotten(file_, "SELECT through FROM forgotten");
+    if (forgotten.step()) after = std::max(after, static_cast<std::uint64_t>(forgotten.int64(0)));
+    const sqlite_file::statement s(file_,
+                                   "SELECT last, count, data FROM batches WHERE last > ?1 "
+                                   "ORDER BY last");
+    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(after));
+    while (s.step()) {
+      const auto last = static_cast<std::uint64_t>(s.int64(0));
+      const auto count = static_cast<std::uint64_t>(s.int64(1));
+      wire::reader in(s.blob(2));
+      std::uint64_t seq = last - count;
+      for (std::uint64_t i = 0; i < count; ++i) {
+        std::uint64_t kind = 0;
+        std::string_view data;
+        if (!in.get(kind) || !in.get(data) || kind > UINT32_MAX) break;
+        if (++seq > after) f(seq, static_cast<std::uint32_t>(kind), data);
+      }
+      if (!in.ok() || !in.at_end() || seq != last)
+        throw storage_error(file_.path() + ": the journal's batch ending at record " +
+                            std::to_string(last) + " is damaged");
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) fail_with("cannot read the journal");
   }
 
   stats counters() const {
@@ -150,164 +253,113 @@ class journal {
     return stats_;
   }
 
-  const std::string& path() const noexcept { return path_; }
+  const std::string& path() const noexcept { return file_.path(); }
 
  private:
-  struct pending {
-    std::uint64_t seq;
-    record r;
-    courier::promise<std::uint64_t> done;
-  };
-
-  [[noreturn]] void fail_with(const std::string& what) const {
-    throw journal_error(path_ + ": " + what + " (" + sqlite3_errmsg(db_) + ")");
+  std::exception_ptr failure() const {
+    return std::make_exception_ptr(
+        storage_error(file_.path() + ": " + (failed_ ? failure_ : std::string("closed"))));
   }
 
-  void exec(const char* sql) const {
-    char* message = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-      const std::string text = message != nullptr ? message : "unknown error";
-      sqlite3_free(message);
-      throw journal_error(path_ + ": " + text);
+  // Commits `batch`, whose last record is `last`, and any forgetting asked
+  // for, as one transaction: empty, or why it could not.
+  std::string commit(const std::vector<record>& batch, std::uint64_t last, std::uint64_t forget) {
+    packed_.clear();
+    for (const record& r : batch) {
+      wire::put(packed_, r.kind);
+      wire::put(packed_, r.data);
     }
-  }
-
-  sqlite3_stmt* prepare(const char* sql) const {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) fail_with("cannot read");
-    return s;
-  }
-
-  std::int64_t pragma(const char* name) const {
-    const std::string sql = std::string("PRAGMA ") + name;
-    sqlite3_stmt* s = prepare(sql.c_str());
-    std::int64_t v = 0;
-    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-  }
-
-  void open(sync_mode sync) {
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
-      const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw journal_error(path_ + ": cannot open (" + why + ")");
-    }
-    try {
-      // Reading the header first: a foreign file fails here, before any
-      // write could change it.
-      const std::int64_t app = pragma("application_id");
-      const std::int64_t version = pragma("user_version");
-      const std::int64_t tables = pragma("schema_version");
-      if (app == 0 && version == 0 && tables == 0) {
-        exec("PRAGMA journal_mode=WAL");
-        exec(("PRAGMA application_id=" + std::to_string(application_id)).c_str());
-        exec(("PRAGMA user_version=" + std::to_string(format_version)).c_str());
-        exec(
-            "CREATE TABLE journal(seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, "
-            "data BLOB NOT NULL)");
-      } else if (app != application_id) {
-        throw journal_error(path_ + ": not a courier journal (another application's database)");
-      } else if (version != format_version) {
-        throw journal_error(path_ + ": journal format " + std::to_string(version) +
-                            ", this program reads format " + std::to_string(format_version));
-      } else {
-        exec("PRAGMA journal_mode=WAL");
-      }
-      exec(sync == sync_mode::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-      // A damaged page anywhere is refused now, not met halfway through a
-      // replay.
-      sqlite3_stmt* s = prepare("PRAGMA quick_check");
-      const bool ok =
-          sqlite3_step(s) == SQLITE_ROW &&
-          std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "ok";
-      sqlite3_finalize(s);
-      if (!ok) throw journal_error(path_ + ": the journal is damaged (quick_check failed)");
-      insert_ = prepare("INSERT INTO journal(seq, kind, data) VALUES (?1, ?2, ?3)");
-    } catch (const journal_error&) {
-      sqlite3_close(db_);
-      db_ = nullptr;
-      throw;
-    }
-  }
-
-  std::uint64_t last_seq() const {
-    sqlite3_stmt* s = prepare("SELECT COALESCE(MAX(seq), 0) FROM journal");
-    std::uint64_t v = 0;
-    if (sqlite3_step(s) == SQLITE_ROW) v = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
-    sqlite3_finalize(s);
-    return v;
-  }
-
-  // Commits `batch` as one transaction: empty, or why it could not.
-  std::string commit(std::vector<pending>& batch) {
-    if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("begin");
-    for (pending& p : batch) {
-      sqlite3_bind_int64(insert_, 1, static_cast<sqlite3_int64>(p.seq));
-      sqlite3_bind_int64(insert_, 2, static_cast<sqlite3_int64>(p.r.kind));
-      sqlite3_bind_blob(insert_, 3, p.r.data.data(), static_cast<int>(p.r.data.size()),
+    std::string why = file_.try_exec("BEGIN");
+    if (!why.empty()) return "cannot begin (" + why + ")";
+    if (!batch.empty()) {
+      sqlite3_bind_int64(insert_.get(), 1, static_cast<sqlite3_int64>(last));
+      sqlite3_bind_int64(insert_.get(), 2, static_cast<sqlite3_int64>(batch.size()));
+      sqlite3_bind_blob(insert_.get(), 3, packed_.data(), static_cast<int>(packed_.size()),
                         SQLITE_STATIC);
-      const int rc = sqlite3_step(insert_);
-      sqlite3_reset(insert_);
-      if (rc != SQLITE_DONE) {
-        std::string why = failed("write");
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        return why;
-      }
+      const int rc = sqlite3_step(insert_.get());
+      if (rc != SQLITE_DONE) why = std::string("cannot write (") + sqlite3_errmsg(file_.db()) + ")";
+      insert_.reset();
     }
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      std::string why = failed("commit");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return why;
+    if (why.empty() && forget != 0) {
+      const std::string sql = "DELETE FROM batches WHERE last <= " + std::to_string(forget) +
+                              "; UPDATE forgotten SET through = MAX(through, " +
+                              std::to_string(forget) + ")";
+      why = file_.try_exec(sql.c_str());
+      if (!why.empty()) why = "cannot forget old records (" + why + ")";
     }
-    return {};
-  }
-
-  std::string failed(const char* step) const {
-    return std::string("cannot ") + step + " (" + sqlite3_errmsg(db_) + ")";
+    if (why.empty()) {
+      why = file_.try_exec("COMMIT");
+      if (!why.empty()) why = "cannot commit (" + why + ")";
+    }
+    if (!why.empty()) file_.try_exec("ROLLBACK");
+    return why;
   }
 
   void write_loop() {
-    std::vector<pending> batch;
+    std::vector<record> batch;
     for (;;) {
+      std::uint64_t last = 0;
+      std::uint64_t forget = 0;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-        if (queue_.empty()) return;  // stopping, and everything committed
+        wake_.wait(lock,
+                   [this] { return !queue_.empty() || stopping_ || forget_through_ > forgotten_; });
+        if (queue_.empty() && forget_through_ <= forgotten_) {
+          // Stopping, and everything committed: fail whoever still waits.
+          for (auto& [seq, p] : waiters_) p.set_exception(failure());
+          waiters_.clear();
+          return;
+        }
         batch.swap(queue_);
+        last = next_seq_;
+        if (forget_through_ > forgotten_) forget = forgotten_ = forget_through_;
       }
-      // Only this thread writes failed_ and failure_ (under the lock, for
-      // append()), so it may read them without.
-      const std::string why = failed_ ? failure_ : commit(batch);
+      // Only this thread writes failed_ and failure_ (under the lock), so it
+      // may read them without.
+      const std::string why = failed_ ? failure_ : commit(batch, last, forget);
+      std::multimap<std::uint64_t, courier::promise<std::uint64_t>> done;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (why.empty()) {
           stats_.records += batch.size();
-          ++stats_.batches;
-        } else if (!failed_) {
-          failed_ = true;
-          failure_ = why;
+          if (!batch.empty()) ++stats_.batches;
+          committed_.store(last, std::memory_order_release);
+          auto end = waiters_.upper_bound(last);
+          done.insert(std::make_move_iterator(waiters_.begin()), std::make_move_iterator(end));
+          waiters_.erase(waiters_.begin(), end);
+        } else {
+          if (!failed_) {
+            failed_ = true;
+            failure_ = why;
+          }
+          done.swap(waiters_);
         }
       }
-      for (pending& p : batch) {
+      for (auto& [seq, p] : done) {
         if (why.empty())
-          p.done.set_value(p.seq);
+          p.set_value(seq);
         else
-          p.done.set_exception(std::make_exception_ptr(journal_error(path_ + ": " + why)));
+          p.set_exception(std::make_exception_ptr(storage_error(file_.path() + ": " + why)));
       }
+      if (why.empty() && on_commit_ && !batch.empty()) on_commit_(last - batch.size() + 1, batch);
       batch.clear();
     }
   }
 
-  const std::string path_;
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* insert_ = nullptr;
+  sqlite_file file_;
+  sqlite_file::statement insert_;
+  commit_hook on_commit_;
+  std::string packed_;  // the batch being committed, encoded (writer only)
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<pending> queue_;  // appended, not yet taken by the writer
+  std::vector<record> queue_;   // queued, not yet taken by the writer
   std::uint64_t next_seq_ = 0;  // the last sequence number given out
+  std::atomic<std::uint64_t> appended_{0};
+  std::atomic<std::uint64_t> committed_{0};
+  std::multimap<std::uint64_t, courier::promise<std::uint64_t>> waiters_;
+  std::uint64_t forget_through_ = 0;  // asked for
+  std::uint64_t forgotten_ = 0;       // handed to a commit
   bool stopping_ = false;
   bool failed_ = false;
   std::string failure_;  // why failed_ (written by the writer)

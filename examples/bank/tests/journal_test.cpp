@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,8 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using bank::durable::journal;
-using bank::durable::journal_error;
 using bank::durable::record;
+using bank::durable::storage_error;
 
 // A fresh directory under the system's temporary one, removed at the end.
 struct temp_dir {
@@ -60,7 +61,7 @@ TEST_CASE("journal: appends from 4 threads are committed in groups, each thread'
   constexpr int threads = 4;
   constexpr int per_thread = 2000;
   {
-    journal j({dir.file("j.db"), bank::durable::sync_mode::normal});
+    journal j(dir.file("j.db"), bank::durable::sync_mode::normal);
     std::vector<std::thread> ts;
     std::vector<std::vector<courier::future<std::uint64_t>>> futures(threads);
     for (int t = 0; t < threads; ++t)
@@ -97,11 +98,11 @@ TEST_CASE("journal: records survive reopening, and numbering goes on", "[journal
   temp_dir dir;
   const std::string path = dir.file("j.db");
   {
-    journal j({path});
+    journal j(path);
     CHECK(j.append(record{7, "first"}).get() == 1);
     CHECK(j.append(record{8, std::string("sec\0ond", 7)}).get() == 2);
   }
-  journal j({path});
+  journal j(path);
   std::vector<std::string> seen;
   std::vector<std::uint32_t> kinds;
   j.replay(0, [&](std::uint64_t, std::uint32_t kind, std::string_view data) {
@@ -128,9 +129,9 @@ TEST_CASE("journal: a file that is not a journal is refused by name and left unt
     }
     const std::string before = read_all(path);
     try {
-      journal j({path});
+      journal j(path);
       FAIL("opened a foreign file");
-    } catch (const journal_error& e) {
+    } catch (const storage_error& e) {
       CHECK(std::string(e.what()).find(path) != std::string::npos);
     }
     CHECK(read_all(path) == before);
@@ -144,26 +145,26 @@ TEST_CASE("journal: a file that is not a journal is refused by name and left unt
     sqlite3_close(db);
     const std::string before = read_all(path);
     try {
-      journal j({path});
+      journal j(path);
       FAIL("opened another application's database");
-    } catch (const journal_error& e) {
-      CHECK(std::string(e.what()).find("not a courier journal") != std::string::npos);
+    } catch (const storage_error& e) {
+      CHECK(std::string(e.what()).find("not a bank journal") != std::string::npos);
       CHECK(std::string(e.what()).find(path) != std::string::npos);
     }
     CHECK(read_all(path) == before);
   }
   SECTION("a journal of another format version") {
-    const std::string path = dir.file("v2.db");
-    { journal j({path}); }
+    const std::string path = dir.file("v3.db");
+    { journal j(path); }
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "PRAGMA user_version=2", nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "PRAGMA user_version=3", nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
     try {
-      journal j({path});
+      journal j(path);
       FAIL("opened a journal of another version");
-    } catch (const journal_error& e) {
-      CHECK(std::string(e.what()).find("journal format 2") != std::string::npos);
+    } catch (const storage_error& e) {
+      CHECK(std::string(e.what()).find("journal format 3") != std::string::npos);
     }
   }
 }
@@ -179,7 +180,7 @@ TEST_CASE("journal: every append acknowledged before a SIGKILL is there after it
     // The child appends without end, writing each acknowledged sequence
     // number to the pipe, until the parent kills it.
     close(acks[0]);
-    journal j({path, bank::durable::sync_mode::full});
+    journal j(path, bank::durable::sync_mode::full);
     for (std::uint64_t i = 0;; ++i) {
       std::vector<courier::future<std::uint64_t>> batch;
       for (int k = 0; k < 50; ++k) batch.push_back(j.append(record{1, std::to_string(i)}));
@@ -201,7 +202,7 @@ TEST_CASE("journal: every append acknowledged before a SIGKILL is there after it
   waitpid(child, &status, 0);
   REQUIRE(WIFSIGNALED(status));
   REQUIRE(acknowledged.size() >= 2000);
-  journal j({path});
+  journal j(path);
   std::set<std::uint64_t> present;
   std::uint64_t expected = 1;
   bool dense = true;
@@ -213,4 +214,54 @@ TEST_CASE("journal: every append acknowledged before a SIGKILL is there after it
   for (std::uint64_t a : acknowledged) {
     if (present.count(a) == 0) FAIL("acknowledged " << a << " is missing");
   }
+}
+
+TEST_CASE("journal: write() and when_committed() wait once for many records, in order",
+          "[journal]") {
+  temp_dir dir;
+  std::vector<std::pair<std::uint64_t, std::string>> seen;  // by the commit hook
+  std::mutex seen_mutex;
+  journal j(dir.file("j.db"), bank::durable::sync_mode::normal,
+            [&](std::uint64_t first, std::vector<record>& records) {
+              std::lock_guard<std::mutex> lock(seen_mutex);
+              for (record& r : records) seen.emplace_back(first++, std::move(r.data));
+            });
+  std::uint64_t last = 0;
+  for (int i = 0; i < 1000; ++i) last = j.write(record{2, "r" + std::to_string(i)});
+  CHECK(last == 1000);
+  CHECK(j.appended() == 1000);
+  CHECK(j.when_committed(last).get() >= 1000);
+  CHECK(j.committed() >= 1000);
+  CHECK(j.when_committed(10).get() == 10);  // already committed: at once
+  CHECK(j.counters().records == 1000);
+  CHECK(j.counters().batches <= 1000);
+  std::lock_guard<std::mutex> lock(seen_mutex);
+  REQUIRE(seen.size() == 1000);
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    CHECK(seen[i].first == i + 1);
+    CHECK(seen[i].second == "r" + std::to_string(i));
+  }
+}
+
+TEST_CASE("journal: forgotten records leave replay, and numbering goes on past them", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  {
+    journal j(path);
+    for (int i = 1; i <= 10; ++i) j.write(record{1, std::to_string(i)});
+    j.when_committed(10).get();
+    j.forget_through(6);
+    // The forgetting rides on the next commit.
+    CHECK(j.append(record{1, "11"}).get() == 11);
+    const auto left = all_records(j);
+    REQUIRE(left.size() == 5);
+    CHECK(left.front() == std::pair<std::uint64_t, std::string>{7, "7"});
+    j.forget_through(11);  // everything
+    CHECK(j.append(record{1, "12"}).get() == 12);
+    j.forget_through(12);
+    j.forget_through(3);  // already forgotten: nothing
+  }
+  journal j(path);
+  CHECK(all_records(j).empty());
+  CHECK(j.append(record{1, "13"}).get() == 13);  // not 1: the forgotten keep their numbers
 }

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -138,13 +139,37 @@ int serve(bank::serve::options o) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // If the ledger fails, nothing more can be acknowledged: stop, and say so
+  // in the exit code.
+  static std::atomic<bool> ledger_failed{false};
+  o.on_fatal = [](const std::string&) {
+    ledger_failed = true;
+    kill(getpid(), SIGTERM);
+  };
   std::unique_ptr<bank::serve::server> s;
   try {
     s = std::make_unique<bank::serve::server>(o);
+  } catch (const bank::durable::storage_error& e) {
+    // Another server's directory, or a file that is not ours or is damaged:
+    // nothing was changed.
+    std::fprintf(stderr, "bank: cannot start: %s\n", e.what());
+    return 2;
   } catch (const std::system_error& e) {
     std::fprintf(stderr, "bank: cannot listen on %s:%u: %s\n", o.bind.c_str(),
                  static_cast<unsigned>(o.port), e.code().message().c_str());
     return 3;
+  }
+  if (o.in_memory) {
+    std::fprintf(stderr, "bank serve: in memory: every balance is gone when the server stops\n");
+  } else {
+    const bank::durable::ledger::recovery& r = s->core().ledger->recovered();
+    std::fprintf(stderr,
+                 "bank serve: ledger in %s (sync %s): %" PRIu64 " accounts, %" PRIu64
+                 " records replayed after the snapshot at record %" PRIu64 ", %" PRIu64
+                 " interrupted transfers voided, in %.3f s\n",
+                 o.ledger.dir.c_str(),
+                 o.ledger.sync == bank::durable::sync_mode::full ? "full" : "normal", r.accounts,
+                 r.replayed, r.snapshot_seq, r.voided, r.seconds);
   }
   const auto where = s->endpoint();
   std::printf("listening on %s:%u\n", where.address().to_string().c_str(),
@@ -156,6 +181,10 @@ int serve(bank::serve::options o) {
                signal == SIGINT ? "SIGINT" : "SIGTERM");
   s->drain();
   s.reset();
+  if (ledger_failed) {
+    std::fprintf(stderr, "bank serve: stopped: the ledger could not write\n");
+    return 1;
+  }
   std::fprintf(stderr, "bank serve: stopped\n");
   return 0;
 }
@@ -215,10 +244,29 @@ int main(int argc, char** argv) {
          "close a connection idle this many seconds (0: never)")
       ->capture_default_str();
   serve_cmd->add_flag("--quiet", quiet, "do not log each connection opened and closed");
+  std::string sync = "full";
+  serve_cmd->add_option("--data", srv.ledger.dir, "the ledger's directory (created if missing)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  serve_cmd->add_flag("--in-memory", srv.in_memory, "keep nothing on disk (no --data)")
+      ->excludes("--data");
+  serve_cmd
+      ->add_option("--sync", sync,
+                   "full: a commit is flushed to disk before it is acknowledged (survives a\n"
+                   "power loss where the disk honours the flush); normal: not flushed at commit\n"
+                   "(survives a crash of the process; a power loss may lose the last commits)")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  number(*serve_cmd, "--snapshot-batches", srv.ledger.snapshot_batches, 0, 1000000000,
+         "save a snapshot every N committed batches (0: only at shutdown)")
+      ->capture_default_str();
   serve_cmd->footer(
+      "Durable unless --in-memory: every acknowledged change is in the ledger (--data)\n"
+      "and survives a crash; a restart rebuilds the bank from it.\n"
       "Prints 'listening on ADDR:PORT' when ready. SIGINT or SIGTERM: stops accepting,\n"
-      "answers every command already read, closes, and exits 0. Exits 2 on a usage\n"
-      "error, 3 if it cannot listen.");
+      "answers every command already read, closes, and exits 0. Exits 1 if the ledger\n"
+      "fails to write; 2 on a usage error, a data directory in use, or a ledger file\n"
+      "that is not one or is damaged (left untouched); 3 if it cannot listen.");
 
   try {
     app.parse(argc, argv);
@@ -237,6 +285,8 @@ int main(int argc, char** argv) {
     if (*serve_cmd) {
       srv.idle_timeout = std::chrono::seconds(idle_seconds);
       srv.log_connections = !quiet;
+      srv.ledger.sync =
+          sync == "full" ? bank::durable::sync_mode::full : bank::durable::sync_mode::normal;
       return serve(srv);
     }
     return classic();

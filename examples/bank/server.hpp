@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -55,6 +56,7 @@
 #include <vector>
 
 #include "bank.hpp"
+#include "ledger.hpp"
 #include "metrics.hpp"
 #include "per_thread.hpp"
 #include "resp.hpp"
@@ -72,6 +74,14 @@ struct options {
   /// before it closes the connections that remain.
   std::chrono::seconds drain_limit{10};
   bool log_connections = true;  ///< one stderr line per connection opened and closed
+  /// Keep nothing on disk: every balance is gone when the server stops.
+  bool in_memory = false;
+  /// Otherwise the ledger's directory, its sync mode and snapshot interval
+  /// (ledger.hpp).
+  durable::ledger::options ledger;
+  /// Called (once, on a server thread) if the ledger fails to write: from
+  /// then on nothing is acknowledged, and the server should stop.
+  std::function<void(const std::string& why)> on_fatal;
 };
 
 /// Per-connection bounds: bytes read ahead, and replies waiting to be written.
@@ -110,22 +120,29 @@ struct IdTransfer {
 /// while the first attempt is still running, gets the first attempt's
 /// outcome, and a retry that names other accounts or another amount gets
 /// errc::id_conflict and changes nothing.
+///
+/// In a durable server the registry writes to the ledger, before the
+/// transfer starts, that the id names it (`named`), and, if it fails, its
+/// outcome (`refused`): so an id's outcome outlives a restart, and a
+/// transfer the restart interrupted answers errc::interrupted to a retry.
 struct id_shard {
   // A record keeps a hash of the two names, not the names (up to 16 KiB
   // each): what a client makes the registry keep per id is the id (64 bytes
   // at most) and a few dozen bytes. A retry with other names is told apart
   // but for a hash collision (about 2^-64 per pair of names).
   struct record {
-    std::uint64_t accounts = 0;  // hash of the two names
+    std::uint64_t accounts = 0;  // durable::names_hash() of the two names
     std::uint64_t amount = 0;
     bool done = false;
     errc outcome = errc::ok;
     std::vector<courier::promise<errc>> waiting;  ///< retries made while it ran
   };
   std::unordered_map<std::string, record> ids;
+  durable::ledger* ledger = nullptr;  ///< null: in memory
 
   // Move-only (promises), which the container does not tell courier.
   id_shard() = default;
+  explicit id_shard(durable::ledger* l) : ledger(l) {}
   id_shard(id_shard&&) = default;
   id_shard& operator=(id_shard&&) = default;
   id_shard(const id_shard&) = delete;
@@ -146,23 +163,32 @@ struct id_shard {
     }
     r.accounts = accounts;
     r.amount = t.amount;
+    std::uint64_t number = 0;
+    if (ledger != nullptr) {
+      number = ledger->next_transfer();
+      ledger->named(number, t.id, accounts, t.amount);
+    }
     if (const errc* e = std::get_if<errc>(&t.accounts))
-      return courier::make_ready_future(settle(r, *e));
+      return courier::make_ready_future(settle(r, number, *e));
     auto& [from, to] = std::get<0>(t.accounts);
     // `then`, attached inside this shard, runs inside it: it may touch `ids`.
-    return ::bank::try_transfer(from, to, t.amount).then([this, id = std::move(t.id)](errc e) {
-      return settle(ids.at(id), e);
-    });
+    return ::bank::try_transfer(from, to, t.amount, number)
+        .then(
+            [this, number, id = std::move(t.id)](errc e) { return settle(ids.at(id), number, e); });
+  }
+
+  /// An id whose transfer came to `outcome` before a restart.
+  void restore(std::string id, std::uint64_t accounts, std::uint64_t amount, errc outcome) {
+    ids.emplace(std::move(id), record{accounts, amount, true, outcome, {}});
   }
 
  private:
   static std::uint64_t names_hash(std::string_view from, std::string_view to) {
-    const std::uint64_t a = std::hash<std::string_view>{}(from);
-    const std::uint64_t b = std::hash<std::string_view>{}(to);
-    return a ^ (b + 0x9e3779b97f4a7c15u + (a << 6) + (a >> 2));
+    return durable::names_hash(from, to);
   }
 
-  static errc settle(record& r, errc e) {
+  errc settle(record& r, std::uint64_t number, errc e) {
+    if (ledger != nullptr && e != errc::ok) ledger->refused(number, e);
     r.done = true;
     r.outcome = e;
     for (auto& p : r.waiting) p.try_set_value(e);
@@ -233,12 +259,15 @@ struct server_core {
   std::atomic<std::uint64_t> connections_refused{0};
   std::atomic<std::uint64_t> connections_live{0};
   ::bank::bank* accounts = nullptr;
+  durable::ledger* ledger = nullptr;  ///< null: in memory
+  std::atomic<bool> failed{false};    ///< the ledger failed: nothing more is acknowledged
   std::vector<id_shard_ref> id_shards;
   courier::actor<listener, listener_msg> listen;
 
-  const id_shard_ref& shard_of(std::string_view id) const {
-    return id_shards[std::hash<std::string_view>{}(id) % id_shards.size()];
+  std::size_t shard_index(std::string_view id) const {
+    return std::hash<std::string_view>{}(id) % (4 * opts.threads);
   }
+  const id_shard_ref& shard_of(std::string_view id) const { return id_shards[shard_index(id)]; }
 
   template <class... Args>
   void log(const char* format, Args... args) const {
@@ -333,7 +362,7 @@ class session {
   // holds its buffers and a --max-clients place as one that stopped sending).
   void tick() {
     const auto idle = std::chrono::steady_clock::now() - last_activity_;
-    if (!busy_ && idle >= core_.opts.idle_timeout) abandon("idle timeout");
+    if (!busy_ && holds_.empty() && idle >= core_.opts.idle_timeout) abandon("idle timeout");
   }
 
   // The client did not close its side within linger_limit after ours.
@@ -424,23 +453,31 @@ class session {
   }
 
   void write_more() {
-    if (writing_ || out_.empty() || dead_) return;
+    const std::size_t ready = releasable();
+    if (writing_ || ready == 0 || dead_) return;
     // A write now, without waiting: a batch of replies usually fits in the
     // socket's buffer, and then no completion has to come back through the
     // reactor. (The socket is non-blocking: what does not fit is left.)
     std::error_code ec;
-    const std::size_t n = socket_.write_some(asio::buffer(out_), ec);
+    const std::size_t n = socket_.write_some(asio::buffer(out_.data(), ready), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
       abandon("write failed: " + ec.message());
       return;
     }
     if (n > 0) last_activity_ = std::chrono::steady_clock::now();
+    out_base_ += ready;  // written now, or handed to the write below
     if (n == out_.size()) {
       out_.clear();
       return;
     }
-    out_.erase(0, n);
-    out_.swap(writing_buffer_);
+    if (ready == out_.size()) {
+      out_.erase(0, n);
+      out_.swap(writing_buffer_);
+    } else {  // replies held for the ledger stay behind
+      writing_buffer_.assign(out_, n, ready - n);
+      out_.erase(0, ready);
+      if (n == ready) return;
+    }
     writing_ = true;
     asio::async_write(socket_, asio::buffer(writing_buffer_),
                       asio::bind_executor(*executor_, [this](std::error_code wec, std::size_t) {
@@ -566,6 +603,12 @@ class session {
         resp::simple(out_, "PONG");
       return done();
     }
+    if (iequals(name, "ECHO")) {  // redis-cli --pipe ends its input with one
+      kind_ = command_kind::other;
+      if (argc != 2) return wrong_arity("echo");
+      resp::bulk(out_, args_[1]);
+      return done();
+    }
     if (iequals(name, "TOTAL")) {
       kind_ = command_kind::total;
       if (argc != 1) return wrong_arity("total");
@@ -574,7 +617,8 @@ class session {
     if (iequals(name, "INFO")) {
       kind_ = command_kind::info;
       if (argc > 2) return wrong_arity("info");
-      return await_reply(core_.info().then([](std::string s) { return reply(std::move(s)); }));
+      return await_reply(core_.info().then([](std::string s) { return reply(std::move(s)); }),
+                         false);
     }
     if (iequals(name, "QUIT")) {
       kind_ = command_kind::quit;
@@ -589,7 +633,7 @@ class session {
       if (iequals(args_[2], "SAVE") || iequals(args_[2], "APPENDONLY")) {
         resp::array(out_, 2);
         resp::bulk(out_, args_[2]);
-        resp::bulk(out_, iequals(args_[2], "SAVE") ? "" : "no");
+        resp::bulk(out_, iequals(args_[2], "SAVE") ? "" : core_.ledger != nullptr ? "yes" : "no");
       } else {
         resp::array(out_, 0);
       }
@@ -612,16 +656,18 @@ class session {
   void transfer(std::string_view from, std::string_view to, std::uint64_t amount) {
     const account_ref* a = cached(from);
     const account_ref* b = cached(to);
-    if (a != nullptr && b != nullptr) return await_transfer(::bank::try_transfer(*a, *b, amount));
+    const std::uint64_t number = core_.ledger != nullptr ? core_.ledger->next_transfer() : 0;
+    if (a != nullptr && b != nullptr)
+      return await_transfer(::bank::try_transfer(*a, *b, amount, number));
     await_transfer(core_.accounts->find_pair(std::string(from), std::string(to))
-                       .then([this, from = std::string(from), to = std::string(to), amount](
+                       .then([this, from = std::string(from), to = std::string(to), amount, number](
                                  std::variant<std::pair<account_ref, account_ref>, errc> found) {
                          if (const errc* e = std::get_if<errc>(&found))
                            return courier::make_ready_future(*e);
                          auto& [x, y] = std::get<0>(found);
                          remember(from, x);
                          remember(to, y);
-                         return ::bank::try_transfer(x, y, amount);
+                         return ::bank::try_transfer(x, y, amount, number);
                        }));
   }
 
@@ -694,11 +740,14 @@ class session {
   }
 
   // The command goes on asynchronously: the next waits for its reply.
-  void await_reply(courier::future<reply> f) {
+  // A reply about the accounts (`durable`) is held back until the ledger has
+  // committed every record written before it (see hold_until_committed()).
+  void await_reply(courier::future<reply> f, bool durable = true) {
     busy_ = true;
     // Attached inside this session's actor, the continuation runs inside it.
-    std::move(f).then([this](courier::result<reply> r) {
+    std::move(f).then([this, durable](courier::result<reply> r) {
       busy_ = false;
+      const std::size_t start = out_.size();
       if (r.has_value()) {
         encode(r.value());
       } else {
@@ -708,9 +757,65 @@ class session {
           resp::error(out_, std::string("ERR ") + e.what());
         }
       }
+      if (durable) hold_until_committed(start);
       done();
       pump();
     });
+  }
+
+  // --- acknowledging only what is durable ----------------------------------------------
+  // A reply about the accounts waits until the ledger has committed every
+  // record written before the reply came: the records of the command itself
+  // (its handlers wrote them before replying), and those of every change it
+  // saw. So a client is never told of a change a crash could still undo,
+  // success or refusal alike. The reply is encoded at once and held in the
+  // output, with the replies after it (replies leave in order); meanwhile
+  // the session goes on executing the next commands, whose records join the
+  // same group commit.
+  void hold_until_committed(std::size_t start) {
+    if (core_.ledger == nullptr) return;
+    const durable::journal& log = core_.ledger->log();
+    const std::uint64_t need = log.appended();
+    if (holds_.empty() && need <= log.committed()) return;
+    holds_.push_back(hold{out_base_ + start, need});
+    await_commit();
+  }
+
+  void await_commit() {
+    if (awaiting_commit_ || holds_.empty()) return;
+    awaiting_commit_ = true;
+    core_.ledger->log()
+        .when_committed(holds_.front().seq)
+        .then([this](courier::result<std::uint64_t> r) {
+          awaiting_commit_ = false;
+          if (!r.has_value()) return ledger_failed(r.error());
+          const std::uint64_t committed = core_.ledger->log().committed();
+          while (!holds_.empty() && holds_.front().seq <= committed) holds_.pop_front();
+          await_commit();
+          pump();
+        });
+  }
+
+  // The ledger cannot write: nothing held can be acknowledged, and nothing
+  // after it. The connection ends; the server is told to stop.
+  void ledger_failed(const std::exception_ptr& error) {
+    std::string why = "unknown error";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    if (!core_.failed.exchange(true)) {
+      core_.log("bank serve: the ledger cannot write: %s\n", why.c_str());
+      if (core_.opts.on_fatal) core_.opts.on_fatal(why);
+    }
+    abandon("the ledger cannot write");
+  }
+
+  // Bytes of out_ that may be written: those before the first held reply.
+  std::size_t releasable() const {
+    return holds_.empty() ? out_.size()
+                          : static_cast<std::size_t>(holds_.front().start - out_base_);
   }
 
   void encode(const reply& r) {
@@ -767,6 +872,16 @@ class session {
   std::vector<std::string_view> args_;
   std::string out_;             // replies not yet handed to a write
   std::string writing_buffer_;  // the write in progress
+  // Replies held until the ledger commits record `seq`: each from its
+  // `start`, an offset in everything this connection was sent (out_ begins
+  // at out_base_), to the next.
+  struct hold {
+    std::uint64_t start;
+    std::uint64_t seq;
+  };
+  std::deque<hold> holds_;
+  std::uint64_t out_base_ = 0;
+  bool awaiting_commit_ = false;  // a when_committed() for holds_.front() is pending
 
   command_kind kind_ = command_kind::other;
   std::chrono::steady_clock::time_point started_;
@@ -956,6 +1071,21 @@ inline courier::future<std::string> server_core::info() const {
   add("\r\n# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\ntransfers_ok:%" PRIu64
       "\r\ntransfers_rejected:%" PRIu64 "\r\n",
       commands, m.transfers_ok, m.transfers_rejected);
+  if (ledger == nullptr) {
+    text += "\r\n# Persistence\r\ndurable:no\r\n";
+  } else {
+    const durable::ledger::stats l = ledger->counters();
+    const durable::ledger::recovery& r = ledger->recovered();
+    add("\r\n# Persistence\r\ndurable:yes\r\nsync:%s\r\n",
+        opts.ledger.sync == durable::sync_mode::full ? "full" : "normal");
+    text += "data_dir:" + ledger->dir() + "\r\n";
+    add("journal_records:%" PRIu64 "\r\njournal_batches:%" PRIu64 "\r\ncommitted_record:%" PRIu64
+        "\r\nsnapshots:%" PRIu64 "\r\nsnapshot_record:%" PRIu64 "\r\n",
+        l.writes.records, l.writes.batches, l.committed, l.snapshots, l.snapshot_seq);
+    add("recovered_accounts:%" PRIu64 "\r\nrecovered_records:%" PRIu64
+        "\r\nrecovered_voided:%" PRIu64 "\r\nrecovery_seconds:%.3f\r\n",
+        r.accounts, r.replayed, r.voided, r.seconds);
+  }
   text += "\r\n# Latency (microseconds, from a command's parse to its reply)\r\n";
   for (std::size_t k = 0; k < command_kinds; ++k) {
     const auto kind = static_cast<command_kind>(k);
@@ -996,13 +1126,28 @@ class server {
  public:
   /// Binds and starts listening. @throws std::system_error if the address
   /// cannot be bound (in use, not local...).
+  /// Unless options::in_memory, first opens the ledger and rebuilds the
+  /// bank from it. @throws durable::directory_in_use, durable::storage_error
+  /// (see durable::ledger).
   explicit server(options o) : context_(static_cast<int>(o.threads)) {
     core_.opts = std::move(o);
-    bank_ = std::make_unique<::bank::bank>(context_);
-    core_.accounts = bank_.get();
     const std::size_t shards = 4 * core_.opts.threads;
-    for (std::size_t i = 0; i < shards; ++i)
-      core_.id_shards.push_back(courier::spawn<id_shard, id_msg>(context_));
+    std::vector<id_shard> registry(shards);
+    if (core_.opts.in_memory) {
+      bank_ = std::make_unique<::bank::bank>(context_);
+    } else {
+      ledger_ = std::make_unique<durable::ledger>(core_.opts.ledger);
+      core_.ledger = ledger_.get();
+      durable::ledger::restored r = ledger_->take_restored();
+      bank_ = std::make_unique<::bank::bank>(context_, *ledger_, std::move(r.accounts));
+      for (id_shard& shard : registry) shard.ledger = ledger_.get();
+      for (auto& [id, e] : r.ids)
+        registry[core_.shard_index(id)].restore(std::move(id), e.names, e.amount,
+                                                e.outcome.value_or(errc::interrupted));
+    }
+    core_.accounts = bank_.get();
+    for (id_shard& shard : registry)
+      core_.id_shards.push_back(courier::spawn<id_shard, id_msg>(context_, std::move(shard)));
     asio::ip::tcp::acceptor acceptor(context_.get_executor());
     const asio::ip::tcp::endpoint where(asio::ip::make_address(core_.opts.bind), core_.opts.port);
     acceptor.open(where.protocol());
@@ -1042,6 +1187,7 @@ class server {
   server_core& core() { return core_; }
 
  private:
+  std::unique_ptr<durable::ledger> ledger_;  // destroyed last: the actors write to it
   server_core core_;
   asio::io_context context_;
   // Keeps run() going while no connection is open.

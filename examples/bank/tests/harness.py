@@ -35,6 +35,12 @@ class BankServer:
     def __init__(self, bank, *args):
         self.bank = bank
         self.args = list(args)
+        # Durable, as the server is by default, with its ledger in a fresh
+        # directory removed at the end, unless the test chose.
+        self.data = None
+        if "--data" not in self.args and "--in-memory" not in self.args:
+            self.data = tempfile.TemporaryDirectory(prefix="bank-data-")
+            self.args += ["--data", self.data.name]
         self.proc = None
         self.port = None
         self.returncode = None
@@ -62,6 +68,8 @@ class BankServer:
         if exc[0] is not None:
             sys.stdout.write(self.stderr_text())
         os.unlink(self.log.name)
+        if self.data is not None:
+            self.data.cleanup()
         return False
 
     def _read_line(self, limit):

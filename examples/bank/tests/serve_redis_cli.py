@@ -1,10 +1,13 @@
 """The newcomer's session, driven by redis-cli: alice 1000, bob 500, a
 transfer of 200, then 800 and 700; a refused transfer changes nothing;
 TOTAL conserves the money; command names are case-insensitive; errors come
-back as Redis errors."""
+back as Redis errors. Then the server is stopped and started again on the
+same data directory: every balance, and every transfer id's outcome, is
+still there. redis-cli --pipe loads accounts in bulk."""
 
 import subprocess
 import sys
+import tempfile
 
 from harness import BankServer, check
 
@@ -17,9 +20,11 @@ def cli(port, *args):
 
 
 def main(bank):
-    with BankServer(bank, "--threads", "2") as s:
+    data = tempfile.TemporaryDirectory(prefix="bank-data-")
+    with BankServer(bank, "--threads", "2", "--data", data.name) as s:
         session = [
             (["PING"], "PONG"),
+            (["ECHO", "hello"], "hello"),
             (["OPEN", "alice", "1000"], "OK"),
             (["OPEN", "bob", "500"], "OK"),
             (["TRANSFER", "alice", "bob", "200"], "OK"),
@@ -66,9 +71,36 @@ def main(bank):
         # before it, whose close the server may not have seen yet.)
         for field in ("uptime_in_seconds:", "connected_clients:", "transfers_ok:3",
                       "transfers_rejected:7", "cmd_transfer:calls=11", "p99=",
-                      "account_queued_max:0"):
+                      "account_queued_max:0", "durable:yes", "sync:full"):
             check(field in info, "INFO lacks %r:\n%s" % (field, info))
         check(s.terminate() == 0, "exit code %s" % s.returncode)
+    with BankServer(bank, "--data", data.name) as s:
+        after_restart = [
+            (["BALANCE", "alice"], "700"),
+            (["BALANCE", "bob"], "800"),
+            (["DEPOSIT", "bob", "1"], "ERR account closed"),
+            (["TOTAL"], "18446744073709553114\n4"),
+            (["TRANSFER", "alice", "max1", "100", "ID", "t-1"],
+             "ERR transfer id already used with different parameters"),
+            (["TRANSFER", "bob", "alice", "999999", "ID", "t-2"], "ERR insufficient funds"),
+            (["TRANSFER", "alice", "bob", "100", "ID", "t-1"], "OK"),  # nothing moves
+            (["BALANCE", "alice"], "700"),
+        ]
+        for args, expected in after_restart:
+            got = cli(s.port, *args)
+            check(got == expected, "after a restart, %s: expected %r, got %r"
+                  % (" ".join(args), expected, got))
+        # Bulk loading, as Redis users do it: --pipe sends its own ECHO last.
+        commands = "".join("OPEN bulk:%d %d\r\n" % (i, i) for i in range(1, 1001))
+        out = subprocess.run(["redis-cli", "-p", str(s.port), "--pipe"], input=commands,
+                             capture_output=True, text=True, timeout=120)
+        check(out.returncode == 0 and "errors: 0, replies: 1000" in out.stdout,
+              "redis-cli --pipe: %s %s" % (out.stdout, out.stderr))
+        total = cli(s.port, "TOTAL")
+        check(total == "%d\n1004" % (18446744073709553114 + 500500),
+              "TOTAL after the bulk load: %r" % total)
+        check(s.terminate() == 0, "exit code %s" % s.returncode)
+    data.cleanup()
     print("redis-cli session ok")
 
 

@@ -430,6 +430,9 @@ class ledger final : public ledger_sink {
     ledger_state st = snapshots_->load();
     recovered_.snapshot_seq = st.seq;
     last_snapshot_seq_ = st.seq;
+    if (st.seq != 0 && !std::filesystem::exists(path("journal.db")))
+      throw storage_error(path("journal.db") + ": missing, but the snapshot holds records up to " +
+                          std::to_string(st.seq));
     journal_ = std::make_unique<journal>(
         path("journal.db"), opts_.sync,
         [this](std::uint64_t first, std::vector<record>& rs) { committed_batch(first, rs); });
@@ -607,10 +610,29 @@ class ledger final : public ledger_sink {
 
   void snapshot_loop() {
     std::vector<std::pair<std::uint64_t, std::vector<record>>> todo;
-    std::uint64_t since = 0;  // batches applied since the last snapshot
+    // Batches applied since the last snapshot. What recovery replayed is
+    // saved at once (in this thread, while clients are served), so that
+    // the next start need not replay it again.
+    std::uint64_t since = recovered_.replayed + recovered_.voided != 0
+                              ? std::max<std::uint64_t>(opts_.snapshot_batches, 1)
+                              : 0;
     bool healthy = true;
+    bool stop = false;
     for (;;) {
-      bool stop = false;
+      const bool due = opts_.snapshot_batches != 0 && since >= opts_.snapshot_batches;
+      if (healthy && since != 0 && (due || stop)) {
+        try {
+          snapshots_->save(shadow_);
+          since = 0;
+          std::lock_guard<std::mutex> lock(snap_mutex_);
+          ++snapshots_saved_;
+          last_snapshot_seq_ = shadow_.seq;
+          if (forgetter_ != nullptr) forgetter_->forget_through(shadow_.seq);
+        } catch (const storage_error& e) {
+          std::fprintf(stderr, "bank: cannot save a snapshot: %s\n", e.what());
+        }
+      }
+      if (stop) return;
       {
         std::unique_lock<std::mutex> lock(snap_mutex_);
         snap_wake_.wait(lock, [this] { return !batches_.empty() || stopping_; });
@@ -633,20 +655,6 @@ class ledger final : public ledger_sink {
         ++since;
       }
       todo.clear();
-      const bool due = opts_.snapshot_batches != 0 && since >= opts_.snapshot_batches;
-      if (healthy && since != 0 && (due || stop)) {
-        try {
-          snapshots_->save(shadow_);
-          since = 0;
-          std::lock_guard<std::mutex> lock(snap_mutex_);
-          ++snapshots_saved_;
-          last_snapshot_seq_ = shadow_.seq;
-          if (forgetter_ != nullptr) forgetter_->forget_through(shadow_.seq);
-        } catch (const storage_error& e) {
-          std::fprintf(stderr, "bank: cannot save a snapshot: %s\n", e.what());
-        }
-      }
-      if (stop) return;
     }
   }
 

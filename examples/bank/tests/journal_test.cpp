@@ -1,6 +1,7 @@
 // The journal of examples/bank/journal.hpp: order, group commit, reopening,
 // refusal of files that are not a journal, and what survives a SIGKILL.
 #include "bank/journal.hpp"
+#include "files.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,25 +26,8 @@ using bank::durable::journal;
 using bank::durable::record;
 using bank::durable::storage_error;
 
-// A fresh directory under the system's temporary one, removed at the end.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "journal-test-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const char* name) const { return (path / name).string(); }
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using bank_test::read_all;
+using bank_test::temp_dir;
 
 std::vector<std::pair<std::uint64_t, std::string>> all_records(const journal& j) {
   std::vector<std::pair<std::uint64_t, std::string>> out;

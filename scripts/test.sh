@@ -12,8 +12,8 @@ source scripts/deps.sh
 jobs=${COURIER_JOBS:-2}
 
 # The tests of `bank serve` drive it with redis-cli and Debian's Python
-# client for Redis.
-courier_ensure_packages redis-tools python3-redis
+# client for Redis; one counts its disk flushes with strace.
+courier_ensure_packages redis-tools python3-redis strace
 
 # --- formatting ---------------------------------------------------------------
 if command -v clang-format >/dev/null 2>&1; then

@@ -137,8 +137,13 @@ class journal {
         insert_(file_, "INSERT INTO batches(last, count, data) VALUES (?1, ?2, ?3)"),
         on_commit_(std::move(on_commit)) {
     const sqlite_file::statement last(
-        file_, "SELECT MAX(COALESCE((SELECT MAX(last) FROM batches), 0), through) FROM forgotten");
-    next_seq_ = last.step() ? static_cast<std::uint64_t>(last.int64(0)) : 0;
+        file_,
+        "SELECT MAX(COALESCE((SELECT MAX(last) FROM batches), 0), through), through "
+        "FROM forgotten");
+    if (last.step()) {
+      next_seq_ = static_cast<std::uint64_t>(last.int64(0));
+      forgotten_at_open_ = static_cast<std::uint64_t>(last.int64(1));
+    }
     committed_.store(next_seq_);
     appended_.store(next_seq_);
     writer_ = std::thread([this] { write_loop(); });
@@ -217,6 +222,25 @@ class journal {
       forget_through_ = seq;
     }
     wake_.notify_one();
+  }
+
+  /// The records up to this sequence number had been forgotten when the
+  /// journal was opened (forget_through()).
+  std::uint64_t forgotten_at_open() const noexcept { return forgotten_at_open_; }
+
+  /// Numbers the next record `seq` + 1, as if every record up to `seq` had
+  /// been written and forgotten: for a service whose saved state is newer
+  /// than the journal's end (the journal lost its last commits, which its
+  /// sync mode allowed). Call before the first write; does nothing if
+  /// `seq` is not beyond appended(). @throws storage_error.
+  void skip_to(std::uint64_t seq) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (seq <= next_seq_) return;
+    file_.exec("UPDATE forgotten SET through = " + std::to_string(seq));
+    next_seq_ = seq;
+    forgotten_ = forget_through_ = seq;
+    appended_.store(seq, std::memory_order_release);
+    committed_.store(seq, std::memory_order_release);
   }
 
   /// Calls `f(seq, kind, data)` for every committed record with a sequence
@@ -358,6 +382,7 @@ class journal {
   std::atomic<std::uint64_t> appended_{0};
   std::atomic<std::uint64_t> committed_{0};
   std::multimap<std::uint64_t, courier::promise<std::uint64_t>> waiters_;
+  std::uint64_t forgotten_at_open_ = 0;
   std::uint64_t forget_through_ = 0;  // asked for
   std::uint64_t forgotten_ = 0;       // handed to a commit
   bool stopping_ = false;

@@ -426,6 +426,7 @@ class ledger final : public ledger_sink {
   explicit ledger(options o) : opts_(std::move(o)) {
     const auto started = std::chrono::steady_clock::now();
     lock_directory();
+    const bool had_snapshot = std::filesystem::exists(path("snapshot.db"));
     snapshots_ = std::make_unique<snapshot_file>(path("snapshot.db"));
     ledger_state st = snapshots_->load();
     recovered_.snapshot_seq = st.seq;
@@ -442,10 +443,32 @@ class ledger final : public ledger_sink {
         throw storage_error(journal_->path() + ": record " + std::to_string(s) + ": " + why);
       ++recovered_.replayed;
     });
-    if (journal_->appended() < st.seq)
-      throw storage_error(journal_->path() + ": ends at record " +
-                          std::to_string(journal_->appended()) + ", before the snapshot's " +
-                          std::to_string(st.seq) + " (another directory's files?)");
+    // The journal forgets only what a saved snapshot holds: if it forgot
+    // more than this snapshot holds, the snapshot is not the one it was
+    // saved with (lost, or an older copy), and records are missing.
+    if (journal_->forgotten_at_open() > st.seq) {
+      if (!had_snapshot) {  // leave the directory as it was found
+        snapshots_.reset();
+        for (const char* f : {"snapshot.db", "snapshot.db-wal", "snapshot.db-shm"})
+          std::filesystem::remove(path(f));
+      }
+      throw storage_error(path("snapshot.db") + ": holds records up to " + std::to_string(st.seq) +
+                          ", but the journal has already forgotten those up to " +
+                          std::to_string(journal_->forgotten_at_open()) +
+                          " (the snapshot is missing or older than the journal)");
+    }
+    // A snapshot newer than the journal's end: the journal lost its last
+    // commits (--sync normal allows it after a power loss), the snapshot,
+    // always flushed, did not. It is a consistent state of its own: go on
+    // from it, numbering after it.
+    if (journal_->appended() < st.seq) {
+      std::fprintf(stderr,
+                   "bank: %s ends at record %llu, before the snapshot's %llu: its last commits "
+                   "were lost; going on from the snapshot\n",
+                   journal_->path().c_str(), static_cast<unsigned long long>(journal_->appended()),
+                   static_cast<unsigned long long>(st.seq));
+      journal_->skip_to(st.seq);
+    }
     // What was in flight was never acknowledged: voided, durably, before the
     // first client is served.
     std::vector<record> settle = st.interrupted();

@@ -134,8 +134,10 @@ class sqlite_file {
   }
 
   void check_and_prepare(const file_format& format, sync_mode sync) {
-    // Until the file is known to be ours, closing must not checkpoint a
-    // write-ahead log into it (that would change a file being refused).
+    // Closing never checkpoints the write-ahead log into the file: a file
+    // refused, here or by its reader later (a record it cannot apply), must
+    // be left as it was. (SQLite still checkpoints as the log grows, and
+    // reads the log at the next open.)
     sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     // The header first: a file that is not SQLite fails here, before any
     // write could change it.
@@ -167,7 +169,6 @@ class sqlite_file {
       exec("PRAGMA journal_mode=WAL");
     }
     exec(sync == sync_mode::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
   }
 
   const std::string path_;

@@ -182,6 +182,7 @@ class journal {
       if (failed_ || stopping_) return 0;
       was_empty = queue_.empty();
       seq = ++next_seq_;
+      queued_bytes_ += r.data.size() + 16;
       queue_.push_back(std::move(r));
       appended_.store(seq, std::memory_order_release);
     }
@@ -191,6 +192,10 @@ class journal {
 
   /// The sequence number of the last record queued.
   std::uint64_t appended() const noexcept { return appended_.load(std::memory_order_acquire); }
+  /// The journal has failed: it takes no more records (write() returns 0,
+  /// every wait fails).
+  bool failed() const noexcept { return failed_flag_.load(std::memory_order_acquire); }
+
   /// Every record up to this sequence number is committed.
   std::uint64_t committed() const noexcept { return committed_.load(std::memory_order_acquire); }
 
@@ -298,9 +303,10 @@ class journal {
     if (!batch.empty()) {
       sqlite3_bind_int64(insert_.get(), 1, static_cast<sqlite3_int64>(last));
       sqlite3_bind_int64(insert_.get(), 2, static_cast<sqlite3_int64>(batch.size()));
-      sqlite3_bind_blob(insert_.get(), 3, packed_.data(), static_cast<int>(packed_.size()),
-                        SQLITE_STATIC);
-      const int rc = sqlite3_step(insert_.get());
+      const int bound =
+          sqlite3_bind_blob64(insert_.get(), 3, packed_.data(),
+                              static_cast<sqlite3_uint64>(packed_.size()), SQLITE_STATIC);
+      const int rc = bound == SQLITE_OK ? sqlite3_step(insert_.get()) : bound;
       if (rc != SQLITE_DONE) why = std::string("cannot write (") + sqlite3_errmsg(file_.db()) + ")";
       insert_.reset();
     }
@@ -319,6 +325,24 @@ class journal {
     return why;
   }
 
+  // Takes what is queued into `batch` (empty): all of it, or, past
+  // max_batch_bytes, the oldest records up to that size (at least one), the
+  // rest for the next commit; a row stays well within SQLite's limits.
+  void take_batch(std::vector<record>& batch) {
+    if (queued_bytes_ <= max_batch_bytes) {
+      batch.swap(queue_);
+      queued_bytes_ = 0;
+      return;
+    }
+    std::size_t n = 0, bytes = 0;
+    while (n < queue_.size() && (n == 0 || bytes + queue_[n].data.size() + 16 <= max_batch_bytes))
+      bytes += queue_[n++].data.size() + 16;
+    batch.assign(std::make_move_iterator(queue_.begin()),
+                 std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queued_bytes_ -= bytes;
+  }
+
   void write_loop() {
     std::vector<record> batch;
     for (;;) {
@@ -334,8 +358,8 @@ class journal {
           waiters_.clear();
           return;
         }
-        batch.swap(queue_);
-        last = next_seq_;
+        take_batch(batch);
+        last = next_seq_ - queue_.size();
         if (forget_through_ > forgotten_) forget = forgotten_ = forget_through_;
       }
       // Only this thread writes failed_ and failure_ (under the lock), so it
@@ -354,6 +378,7 @@ class journal {
         } else {
           if (!failed_) {
             failed_ = true;
+            failed_flag_.store(true, std::memory_order_release);
             failure_ = why;
           }
           done.swap(waiters_);
@@ -370,6 +395,9 @@ class journal {
     }
   }
 
+  // The most a commit takes from the queue (a record larger is committed alone).
+  static constexpr std::size_t max_batch_bytes = 64u << 20;
+
   sqlite_file file_;
   sqlite_file::statement insert_;
   commit_hook on_commit_;
@@ -377,8 +405,9 @@ class journal {
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<record> queue_;   // queued, not yet taken by the writer
-  std::uint64_t next_seq_ = 0;  // the last sequence number given out
+  std::vector<record> queue_;     // queued, not yet taken by the writer
+  std::size_t queued_bytes_ = 0;  // about: each record's bytes, and 16 more
+  std::uint64_t next_seq_ = 0;    // the last sequence number given out
   std::atomic<std::uint64_t> appended_{0};
   std::atomic<std::uint64_t> committed_{0};
   std::multimap<std::uint64_t, courier::promise<std::uint64_t>> waiters_;
@@ -387,7 +416,8 @@ class journal {
   std::uint64_t forgotten_ = 0;       // handed to a commit
   bool stopping_ = false;
   bool failed_ = false;
-  std::string failure_;  // why failed_ (written by the writer)
+  std::atomic<bool> failed_flag_{false};  // failed_, for failed() without the lock
+  std::string failure_;                   // why failed_ (written by the writer)
   stats stats_;
   std::thread writer_;
 };

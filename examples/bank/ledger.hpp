@@ -443,6 +443,9 @@ class ledger final : public ledger_sink {
         throw storage_error(journal_->path() + ": record " + std::to_string(s) + ": " + why);
       ++recovered_.replayed;
     });
+    // The files' names are in the directory for good (SQLite flushes the
+    // files, not the directory that names them).
+    sync_directory();
     // The journal forgets only what a saved snapshot holds: if it forgot
     // more than this snapshot holds, the snapshot is not the one it was
     // saved with (lost, or an older copy), and records are missing.
@@ -498,6 +501,7 @@ class ledger final : public ledger_sink {
     {
       std::lock_guard<std::mutex> lock(snap_mutex_);
       snapshotting_ = true;
+      recovered_through_ = journal_->appended();
       forgetter_ = journal_.get();
     }
     snapshotter_ = std::thread([this] { snapshot_loop(); });
@@ -583,6 +587,15 @@ class ledger final : public ledger_sink {
   // the process (noexcept): going on without it would break the prefix rule.
   void put(record r) noexcept { journal_->write(std::move(r)); }
 
+  void sync_directory() const {
+    const int fd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const bool ok = fd >= 0 && ::fsync(fd) == 0;
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (!ok)
+      throw storage_error(opts_.dir + ": cannot flush the directory (" + std::strerror(err) + ")");
+  }
+
   // The lock file, held while the ledger lives.
   struct directory_lock {
     int fd = -1;
@@ -626,7 +639,9 @@ class ledger final : public ledger_sink {
   // The journal's writer, after each commit: hands the batch over.
   void committed_batch(std::uint64_t first, std::vector<record>& records) {
     std::lock_guard<std::mutex> lock(snap_mutex_);
-    if (!snapshotting_) return;  // recovery's own records: already applied
+    // Recovery's own records are in the copy already (the writer may hand
+    // them over after recovery has gone on).
+    if (!snapshotting_ || first + records.size() - 1 <= recovered_through_) return;
     batches_.push_back({first, std::move(records)});
     snap_wake_.notify_one();
   }
@@ -695,6 +710,8 @@ class ledger final : public ledger_sink {
   std::condition_variable snap_wake_;
   std::vector<std::pair<std::uint64_t, std::vector<record>>> batches_;
   bool snapshotting_ = false;
+  std::uint64_t recovered_through_ =
+      0;                          // the last record recovery wrote (set before snapshotting_)
   journal* forgetter_ = nullptr;  // the journal, while it may be told to forget
   bool stopping_ = false;
   std::uint64_t snapshots_saved_ = 0;

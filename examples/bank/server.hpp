@@ -774,7 +774,11 @@ class session {
   // same group commit.
   void hold_until_committed(std::size_t start) {
     if (core_.ledger == nullptr) return;
-    const durable::journal& log = core_.ledger->log();
+    durable::journal& log = core_.ledger->log();
+    // A failed journal takes no records: the command's own may be lost.
+    if (log.failed())
+      return ledger_failed(
+          std::make_exception_ptr(durable::storage_error(log.path() + ": the journal has failed")));
     const std::uint64_t need = log.appended();
     if (holds_.empty() && need <= log.committed()) return;
     holds_.push_back(hold{out_base_ + start, need});

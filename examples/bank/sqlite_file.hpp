@@ -57,6 +57,9 @@ class sqlite_file {
       sqlite3_close(db_);
       throw storage_error(path_ + ": cannot open (" + why + ")");
     }
+    // Another process reading the file (a backup, the sqlite3 shell) may
+    // hold a lock for a moment: wait for it rather than fail.
+    sqlite3_busy_timeout(db_, 5000);
     try {
       check_and_prepare(format, sync);
     } catch (...) {
@@ -151,10 +154,12 @@ class sqlite_file {
       throw storage_error(path_ + ": not a bank " + what + " (" + sqlite3_errmsg(db_) + ")");
     }
     if (app == 0 && version == 0 && tables == 0) {
+      // The header and the tables in one transaction: a crash halfway
+      // leaves a file that is still new, not one refused forever.
       exec("PRAGMA journal_mode=WAL");
-      exec("PRAGMA application_id=" + std::to_string(format.application_id));
-      exec("PRAGMA user_version=" + std::to_string(format.version));
-      exec(format.schema);
+      exec("BEGIN; PRAGMA application_id=" + std::to_string(format.application_id) +
+           "; PRAGMA user_version=" + std::to_string(format.version) + "; " + format.schema +
+           "; COMMIT");
     } else if (app != format.application_id) {
       throw storage_error(path_ + ": not a bank " + what + " (another application's database)");
     } else if (version != format.version) {

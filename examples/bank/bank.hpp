@@ -97,7 +97,7 @@ class bank_error : public std::runtime_error {
 inline constexpr std::uint64_t max_balance = std::numeric_limits<std::uint64_t>::max() / 2;
 
 /// Where the accounts of a durable bank write what they did (see
-/// durable.hpp, which writes it to a journal). Each call is made inside the
+/// ledger.hpp, which writes it to a journal). Each call is made inside the
 /// actor whose State changed, after the change, before its reply is sent:
 /// so what one actor writes is in the order it did it, and whatever another
 /// actor does on hearing of it is written after it. A transfer is written
@@ -391,16 +391,16 @@ class basic_bank {
       Where& where, ledger_sink& ledger, std::vector<std::pair<std::string, Account>> restored,
       make_account_type make_account = [](std::uint64_t initial) { return Account{initial}; })
       : ledger_(&ledger) {
+    static_assert(
+        requires(Account a) {
+          a.ledger = &ledger;
+          a.number = 1;
+        },
+        "a durable bank's Account has `ledger` and `number` members");
     directory d{account_spawner(where), std::move(make_account), &ledger, {}, {}};
     d.by_name.reserve(restored.size());
     d.in_order.reserve(restored.size());
-    for (auto& [name, state] : restored) {
-      state.ledger = &ledger;
-      state.number = d.in_order.size() + 1;
-      account_ref_type a = d.spawn_account(std::move(state));
-      d.by_name.emplace(name, a);
-      d.in_order.emplace_back(std::move(name), std::move(a));
-    }
+    for (auto& [name, state] : restored) d.add(std::move(name), std::move(state));
     directory_ = courier::spawn<directory, directory_msg>(where, std::move(d));
   }
 
@@ -534,17 +534,23 @@ class basic_bank {
     errc handle(Open o) {
       if (o.initial > max_balance) return errc::balance_overflow;
       if (by_name.count(o.name) != 0) return errc::duplicate_account;
-      Account state = make_account(o.initial);
+      const std::uint64_t number = add(std::move(o.name), make_account(o.initial));
+      if (ledger != nullptr) ledger->opened(number, in_order.back().first, o.initial);
+      return errc::ok;
+    }
+
+    // Spawns the account `state` as number in_order.size() + 1 (writing to
+    // the ledger, in a durable bank) and registers it: its number.
+    std::uint64_t add(std::string name, Account state) {
       const std::uint64_t number = in_order.size() + 1;
       if constexpr (requires { state.ledger = ledger; }) {
         state.ledger = ledger;
         state.number = number;
       }
       account_ref_type a = spawn_account(std::move(state));
-      if (ledger != nullptr) ledger->opened(number, o.name, o.initial);
-      by_name.emplace(o.name, a);
-      in_order.emplace_back(std::move(o.name), std::move(a));
-      return errc::ok;
+      by_name.emplace(name, a);
+      in_order.emplace_back(std::move(name), std::move(a));
+      return number;
     }
     std::variant<account_ref_type, errc> handle(const Find& f) const {
       auto it = by_name.find(f.name);

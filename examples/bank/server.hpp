@@ -142,7 +142,6 @@ struct id_shard {
 
   // Move-only (promises), which the container does not tell courier.
   id_shard() = default;
-  explicit id_shard(durable::ledger* l) : ledger(l) {}
   id_shard(id_shard&&) = default;
   id_shard& operator=(id_shard&&) = default;
   id_shard(const id_shard&) = delete;
@@ -151,7 +150,7 @@ struct id_shard {
   courier::future<errc> handle(IdTransfer t) {
     auto [it, fresh] = ids.try_emplace(t.id);
     record& r = it->second;
-    const std::uint64_t accounts = names_hash(t.from, t.to);
+    const std::uint64_t accounts = durable::names_hash(t.from, t.to);
     if (!fresh) {
       if (r.accounts != accounts || r.amount != t.amount)
         return courier::make_ready_future(errc::id_conflict);
@@ -183,10 +182,6 @@ struct id_shard {
   }
 
  private:
-  static std::uint64_t names_hash(std::string_view from, std::string_view to) {
-    return durable::names_hash(from, to);
-  }
-
   errc settle(record& r, std::uint64_t number, errc e) {
     if (ledger != nullptr && e != errc::ok) ledger->refused(number, e);
     r.done = true;
@@ -264,8 +259,10 @@ struct server_core {
   std::vector<id_shard_ref> id_shards;
   courier::actor<listener, listener_msg> listen;
 
+  /// How many registry shards there are: 4 per thread.
+  std::size_t shard_count() const { return 4 * opts.threads; }
   std::size_t shard_index(std::string_view id) const {
-    return std::hash<std::string_view>{}(id) % (4 * opts.threads);
+    return std::hash<std::string_view>{}(id) % shard_count();
   }
   const id_shard_ref& shard_of(std::string_view id) const { return id_shards[shard_index(id)]; }
 
@@ -776,9 +773,7 @@ class session {
     if (core_.ledger == nullptr) return;
     durable::journal& log = core_.ledger->log();
     // A failed journal takes no records: the command's own may be lost.
-    if (log.failed())
-      return ledger_failed(
-          std::make_exception_ptr(durable::storage_error(log.path() + ": the journal has failed")));
+    if (log.failed()) return ledger_failed(log.path() + ": the journal has failed");
     const std::uint64_t need = log.appended();
     if (holds_.empty() && need <= log.committed()) return;
     holds_.push_back(hold{out_base_ + start, need});
@@ -792,7 +787,13 @@ class session {
         .when_committed(holds_.front().seq)
         .then([this](courier::result<std::uint64_t> r) {
           awaiting_commit_ = false;
-          if (!r.has_value()) return ledger_failed(r.error());
+          if (!r.has_value()) {
+            try {
+              std::rethrow_exception(r.error());
+            } catch (const std::exception& e) {
+              return ledger_failed(e.what());
+            }
+          }
           const std::uint64_t committed = core_.ledger->log().committed();
           while (!holds_.empty() && holds_.front().seq <= committed) holds_.pop_front();
           await_commit();
@@ -802,13 +803,7 @@ class session {
 
   // The ledger cannot write: nothing held can be acknowledged, and nothing
   // after it. The connection ends; the server is told to stop.
-  void ledger_failed(const std::exception_ptr& error) {
-    std::string why = "unknown error";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      why = e.what();
-    }
+  void ledger_failed(const std::string& why) {
     if (!core_.failed.exchange(true)) {
       core_.log("bank serve: the ledger cannot write: %s\n", why.c_str());
       if (core_.opts.on_fatal) core_.opts.on_fatal(why);
@@ -1135,8 +1130,7 @@ class server {
   /// (see durable::ledger).
   explicit server(options o) : context_(static_cast<int>(o.threads)) {
     core_.opts = std::move(o);
-    const std::size_t shards = 4 * core_.opts.threads;
-    std::vector<id_shard> registry(shards);
+    std::vector<id_shard> registry(core_.shard_count());
     if (core_.opts.in_memory) {
       bank_ = std::make_unique<::bank::bank>(context_);
     } else {

@@ -164,7 +164,6 @@ struct account;
 struct Transfer {
   courier::actor<account, account_msg> to;
   std::uint64_t amount;
-  std::uint64_t transfer = 0;  ///< its number, in a durable bank
 };
 
 /// The State of an account actor.
@@ -239,13 +238,15 @@ struct account {
 /// between the same accounts would wait for each other; courier refuses the
 /// second deposit with courier::would_deadlock instead of hanging, and the
 /// transfer reports errc::operation_failed, refunded.
+/// In a durable bank the transfer takes its number from the account's ledger.
 inline asio::awaitable<errc> account::handle(Transfer t) {
   if (t.amount == 0) co_return errc::zero_amount;
-  const errc reservation = handle(Reserve{t.amount, t.transfer});
+  const std::uint64_t transfer = ledger != nullptr ? ledger->next_transfer() : 0;
+  const errc reservation = handle(Reserve{t.amount, transfer});
   if (reservation != errc::ok) co_return reservation;
   errc deposited = errc::operation_failed;
   try {
-    deposited = co_await t.to.async_ask(Deposit{t.amount, t.transfer}, asio::use_awaitable);
+    deposited = co_await t.to.async_ask(Deposit{t.amount, transfer}, asio::use_awaitable);
   } catch (const courier::actor_stopped&) {
     deposited = errc::account_closed;
   } catch (...) {
@@ -254,7 +255,7 @@ inline asio::awaitable<errc> account::handle(Transfer t) {
   if (deposited == errc::ok) {
     handle(Settle{t.amount});
   } else {
-    handle(Refund{t.amount, t.transfer});
+    handle(Refund{t.amount, transfer});
   }
   co_return deposited;
 }

@@ -141,6 +141,52 @@ TEST_CASE("ledger: every durable prefix of a busy bank's journal is a consistent
   CHECK(st.accounts[3].closed);
 }
 
+TEST_CASE("ledger: a Transfer message's coroutine numbers its transfer from the ledger",
+          "[ledger]") {
+  // The coroutine handler runs a whole transfer inside the source account;
+  // its legs must carry a number of their own, as try_transfer()'s do, or
+  // recovery could not tell the transfers apart (and refuses number 0).
+  temp_dir dir;
+  {
+    courier::thread_pool pool{2};
+    ledger l(in(dir));
+    bank::bank b(pool, l, {});
+    REQUIRE(b.try_open("a", 100).get() == errc::ok);
+    REQUIRE(b.try_open("b", 0).get() == errc::ok);
+    const auto from = std::get<bank::account_ref>(b.find("a").get());
+    const auto to = std::get<bank::account_ref>(b.find("b").get());
+    auto first = from.ask(bank::Transfer{to, 30});
+    auto second = from.ask(bank::Transfer{to, 20});
+    CHECK(first.get() == errc::ok);
+    CHECK(second.get() == errc::ok);
+    CHECK(from.ask(bank::Transfer{to, 80}).get() == errc::insufficient_funds);
+    pool.wait();
+    pool.stop();
+  }
+  journal j(dir.file("journal.db"));
+  ledger_state st;
+  std::vector<std::uint64_t> pending, posted;
+  j.replay(0, [&](std::uint64_t seq, std::uint32_t kind, std::string_view data) {
+    const std::string why = st.apply(seq, kind, data);
+    if (!why.empty()) FAIL("record " << seq << ": " << why);
+    bank::durable::wire::reader r(data);
+    std::uint64_t transfer = 0;
+    r.get(transfer);
+    if (kind == static_cast<std::uint32_t>(bank::durable::kind::pending))
+      pending.push_back(transfer);
+    if (kind == static_cast<std::uint32_t>(bank::durable::kind::posted)) posted.push_back(transfer);
+  });
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0] != 0);
+  CHECK(pending[1] != 0);
+  CHECK(pending[0] != pending[1]);
+  CHECK(posted == pending);
+  CHECK(st.pending.empty());
+  REQUIRE(st.accounts.size() == 2);
+  CHECK(st.accounts[0].balance == 50);
+  CHECK(st.accounts[1].balance == 50);
+}
+
 TEST_CASE("ledger: recovery voids the transfers left in flight, once, and keeps ids' outcomes",
           "[ledger]") {
   temp_dir dir;

@@ -107,6 +107,7 @@ has() {
 work=$(mktemp -d)
 pids=()
 load_pid=
+flush_counter=  # perf counting flushes (durable mode)
 pg_data=
 # PostgreSQL runs as user postgres: root becomes it with runuser, another
 # user with sudo.
@@ -123,6 +124,7 @@ as_postgres() {
 }
 cleanup() {
   if [[ -n $load_pid ]]; then kill "$load_pid" 2>/dev/null || true; fi
+  if [[ -n $flush_counter ]]; then kill -INT "$flush_counter" 2>/dev/null || true; fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [[ -n $pg_data && -f $pg_data/postmaster.pid ]]; then
@@ -366,28 +368,59 @@ for c in "${contenders[@]}"; do
   esac
 done
 
+# Flushes: the fdatasync and fsync calls of every process on the machine
+# while a run goes on (only the server measured is busy), counted by perf's
+# syscall tracepoints where perf can count them: how many transfers one
+# flush carries, on average, shows who commits in groups.
+flushes_counted=false
+if command -v perf >/dev/null &&
+  perf stat -a -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -- true >/dev/null 2>&1; then
+  flushes_counted=true
+fi
+flushes_start() {
+  $flushes_counted || return 0
+  perf stat -a -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -o "$work/flushes" &
+  flush_counter=$!
+  sleep 0.3  # perf counts from here
+}
+# flushes_stop <seconds the run took> <transfers/s>: adds to res the flushes
+# per second and the transfers per flush ("-" where not counted)
+flushes_stop() {
+  if ! $flushes_counted; then
+    res+=(- -)
+    return 0
+  fi
+  kill -INT "$flush_counter"
+  wait "$flush_counter" || true
+  res+=($(grep -v '^#' "$work/flushes" | awk -F, -v secs="$1" -v rate="$2" \
+    '$1 ~ /^[0-9]+$/ { n += $1 } END { f = n / secs; printf "%.0f %s\n", f, (f > 0 ? sprintf("%.0f", rate / f) : "-") }'))
+}
+
 # measure <server> <size>: one run of <size> transfers (postgres: seconds),
-# checked; sets res to (rps p50_ms p99_ms seconds)
+# checked; sets res to (rps p50_ms p99_ms seconds flushes/s transfers/flush)
 measure() {
-  local c=$1 n=$2 start=$EPOCHREALTIME
+  local c=$1 n=$2 start secs
+  flushes_start
+  start=$EPOCHREALTIME
   case $c in
-    bank_*)
-      run "${port[$c]}" 16 "$n" TRANSFER src:__rand_int__ dst:__rand_int__ 1
-      check_bank_total "$c" ;;
-    redis_*)
-      run "${port[$c]}" 16 "$n" FCALL transfer 2 src:__rand_int__ dst:__rand_int__ 1
-      check_redis_total "$c" ;;
-    postgres)
-      run_pgbench "$n"
-      check_pg_total ;;
+    bank_*) run "${port[$c]}" 16 "$n" TRANSFER src:__rand_int__ dst:__rand_int__ 1 ;;
+    redis_*) run "${port[$c]}" 16 "$n" FCALL transfer 2 src:__rand_int__ dst:__rand_int__ 1 ;;
+    postgres) run_pgbench "$n" ;;
   esac
-  res+=("$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')")
+  secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+  res+=("$secs")
+  flushes_stop "$secs" "${res[0]}"
+  case $c in
+    bank_*) check_bank_total "$c" ;;
+    redis_*) check_redis_total "$c" ;;
+    postgres) check_pg_total ;;
+  esac
 }
 
 # Transfers for about <seconds> at <rps>.
 size() { awk -v r="$1" -v d="$2" 'BEGIN { n = int(r * d); print n < 1000 ? 1000 : n }'; }
 
-declare -A next rps p99
+declare -A next rps p99 per_flush
 warmup=()
 for c in "${contenders[@]}"; do
   if [[ $c == postgres ]]; then
@@ -410,7 +443,7 @@ echo "# pgbench -c 64 -j 2 -T $duration -n -f transfer.sql: SELECT transfer(:sou
 echo "# bank_memory: bank serve --in-memory; bank_full, bank_normal: bank serve --data DIR --sync full, normal;"
 echo "#   redis_always, redis_everysec: appendonly yes, appendfsync always, everysec; postgres: synchronous_commit on"
 echo "# warm-up, transfers/s: ${warmup[*]}"
-printf '%-6s %-15s %12s %9s %9s %7s\n' round server transfers/s p50_ms p99_ms secs
+printf '%-6s %-15s %12s %9s %9s %7s %9s %9s\n' round server transfers/s p50_ms p99_ms secs flushes/s per_flush
 
 # The ratios reported, of servers both measured: a/b is a's rate over b's.
 pairs=()
@@ -425,7 +458,8 @@ for ((r = 1; r <= rounds; r++)); do
     rps[$c,$r]=${res[0]}
     p99[$c,$r]=${res[2]}
     [[ $c == postgres ]] || next[$c]=$(size "${res[0]}" "$duration")
-    printf '%-6s %-15s %12s %9s %9s %7s\n' "$r" "$c" "${res[@]}"
+    per_flush[$c,$r]=${res[5]}
+    printf '%-6s %-15s %12s %9s %9s %7s %9s %9s\n' "$r" "$c" "${res[@]}"
   done
   if ((${#pairs[@]})); then
     line=
@@ -435,15 +469,18 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo "# medians over $rounds rounds"
-printf '%-15s %12s %9s\n' server transfers/s p99_ms
+printf '%-15s %12s %9s %9s\n' server transfers/s p99_ms per_flush
 for c in "${contenders[@]}"; do
   rates=()
   tails=()
+  carried=()
   for ((r = 1; r <= rounds; r++)); do
     rates+=("${rps[$c,$r]}")
     tails+=("${p99[$c,$r]}")
+    [[ ${per_flush[$c,$r]} == - ]] || carried+=("${per_flush[$c,$r]}")
   done
-  printf '%-15s %12s %9s\n' "$c" "$(median 2 "${rates[@]}")" "$(median 3 "${tails[@]}")"
+  printf '%-15s %12s %9s %9s\n' "$c" "$(median 2 "${rates[@]}")" "$(median 3 "${tails[@]}")" \
+    "$( ((${#carried[@]})) && median 0 "${carried[@]}" || echo -)"
 done
 ((${#pairs[@]} == 0)) || printf '%-27s %6s   %s\n' ratio median 'per round'
 for pair in "${pairs[@]}"; do

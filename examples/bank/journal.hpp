@@ -152,7 +152,8 @@ class journal {
   journal(const journal&) = delete;
   journal& operator=(const journal&) = delete;
 
-  /// Commits what is queued, then closes the file.
+  /// Commits what is queued, then closes the file (folding its log into it
+  /// if fold_log_at_close() was called).
   ~journal() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -160,7 +161,15 @@ class journal {
     }
     wake_.notify_one();
     writer_.join();
+    if (fold_at_close_.load(std::memory_order_acquire)) file_.fold_log_at_close();
   }
+
+  /// The service has read the journal and goes on with it: closing will
+  /// fold the write-ahead log into the file, so that the closed file holds
+  /// every record by itself. Until then, closing leaves the file's bytes as
+  /// they were found (a service that refuses what it replayed changes
+  /// nothing).
+  void fold_log_at_close() noexcept { fold_at_close_.store(true, std::memory_order_release); }
 
   /// Queues `r`; the future completes with its sequence number (1, 2, ...,
   /// in the order of the appends) once it is committed, or fails with
@@ -201,14 +210,15 @@ class journal {
 
   /// A future completed with `seq` once every record up to `seq` is
   /// committed (at once if they are), or failed with storage_error if the
-  /// journal failed, or closed, first. when_committed(write(r)) fails if
+  /// journal failed, or closed, before that. when_committed(write(r)) fails if
   /// write() refused `r` (returned 0).
   courier::future<std::uint64_t> when_committed(std::uint64_t seq) {
     courier::promise<std::uint64_t> p;
     courier::future<std::uint64_t> f = p.get_future();
     std::lock_guard<std::mutex> lock(mutex_);
     const std::uint64_t now = committed_.load(std::memory_order_relaxed);
-    if (failed_ || (seq == 0 && stopping_))
+    // What is committed stays so, even once the journal has failed.
+    if (seq == 0 ? failed_ || stopping_ : seq > now && failed_)
       p.set_exception(failure());
     else if (seq <= now)
       p.set_value(seq);
@@ -260,9 +270,23 @@ class journal {
                                    "SELECT last, count, data FROM batches WHERE last > ?1 "
                                    "ORDER BY last");
     sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(after));
+    // Each row goes on where the one before it ended; the first starts no
+    // later than the first record asked for. A gap is records lost.
+    std::uint64_t ended = after;
+    bool first = true;
     while (s.step()) {
       const auto last = static_cast<std::uint64_t>(s.int64(0));
       const auto count = static_cast<std::uint64_t>(s.int64(1));
+      auto damaged = [&] {
+        return storage_error(file_.path() + ": the journal's batch ending at record " +
+                             std::to_string(last) + " is damaged");
+      };
+      if (count == 0 || count > last) throw damaged();
+      if (first ? last - count > ended : last - count != ended)
+        throw storage_error(file_.path() + ": records " + std::to_string(ended + 1) + " to " +
+                            std::to_string(last - count) + " are missing from the journal");
+      first = false;
+      ended = last;
       wire::reader in(s.blob(2));
       std::uint64_t seq = last - count;
       for (std::uint64_t i = 0; i < count; ++i) {
@@ -271,9 +295,7 @@ class journal {
         if (!in.get(kind) || !in.get(data) || kind > UINT32_MAX) break;
         if (++seq > after) f(seq, static_cast<std::uint32_t>(kind), data);
       }
-      if (!in.ok() || !in.at_end() || seq != last)
-        throw storage_error(file_.path() + ": the journal's batch ending at record " +
-                            std::to_string(last) + " is damaged");
+      if (!in.ok() || !in.at_end() || seq != last) throw damaged();
     }
   }
 
@@ -417,7 +439,8 @@ class journal {
   bool stopping_ = false;
   bool failed_ = false;
   std::atomic<bool> failed_flag_{false};  // failed_, for failed() without the lock
-  std::string failure_;                   // why failed_ (written by the writer)
+  std::atomic<bool> fold_at_close_{false};
+  std::string failure_;  // why failed_ (written by the writer)
   stats stats_;
   std::thread writer_;
 };

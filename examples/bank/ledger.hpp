@@ -270,6 +270,8 @@ class snapshot_file {
   explicit snapshot_file(std::string path) : file_(std::move(path), format, sync_mode::full) {}
 
   const std::string& path() const noexcept { return file_.path(); }
+  /// See sqlite_file::fold_log_at_close().
+  void fold_log_at_close() noexcept { file_.fold_log_at_close(); }
 
   /// The saved state (empty, at record 0, if none was saved).
   /// @throws storage_error if it cannot be read or is damaged.
@@ -426,78 +428,35 @@ class ledger final : public ledger_sink {
   explicit ledger(options o) : opts_(std::move(o)) {
     const auto started = std::chrono::steady_clock::now();
     lock_directory();
+    // A start that is refused leaves the directory as it was found: the
+    // files it created are removed again.
     const bool had_snapshot = std::filesystem::exists(path("snapshot.db"));
-    snapshots_ = std::make_unique<snapshot_file>(path("snapshot.db"));
-    ledger_state st = snapshots_->load();
-    recovered_.snapshot_seq = st.seq;
-    last_snapshot_seq_ = st.seq;
-    if (st.seq != 0 && !std::filesystem::exists(path("journal.db")))
-      throw storage_error(path("journal.db") + ": missing, but the snapshot holds records up to " +
-                          std::to_string(st.seq));
-    journal_ = std::make_unique<journal>(
-        path("journal.db"), opts_.sync,
-        [this](std::uint64_t first, std::vector<record>& rs) { committed_batch(first, rs); });
-    journal_->replay(st.seq, [&](std::uint64_t s, std::uint32_t k, std::string_view data) {
-      const std::string why = st.apply(s, k, data);
-      if (!why.empty())
-        throw storage_error(journal_->path() + ": record " + std::to_string(s) + ": " + why);
-      ++recovered_.replayed;
-    });
-    // The files' names are in the directory for good (SQLite flushes the
-    // files, not the directory that names them).
-    sync_directory();
-    // The journal forgets only what a saved snapshot holds: if it forgot
-    // more than this snapshot holds, the snapshot is not the one it was
-    // saved with (lost, or an older copy), and records are missing.
-    if (journal_->forgotten_at_open() > st.seq) {
-      if (!had_snapshot) {  // leave the directory as it was found
-        snapshots_.reset();
-        for (const char* f : {"snapshot.db", "snapshot.db-wal", "snapshot.db-shm"})
-          std::filesystem::remove(path(f));
+    const bool had_journal = std::filesystem::exists(path("journal.db"));
+    try {
+      recover();
+    } catch (...) {
+      journal_.reset();
+      snapshots_.reset();
+      const std::pair<const char*, bool> files[] = {{"snapshot.db", had_snapshot},
+                                                    {"journal.db", had_journal}};
+      for (const auto& [file, had] : files) {
+        if (had) continue;
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+          std::error_code ignored;
+          std::filesystem::remove(path(file) + suffix, ignored);
+        }
       }
-      throw storage_error(path("snapshot.db") + ": holds records up to " + std::to_string(st.seq) +
-                          ", but the journal has already forgotten those up to " +
-                          std::to_string(journal_->forgotten_at_open()) +
-                          " (the snapshot is missing or older than the journal)");
+      throw;
     }
-    // A snapshot newer than the journal's end: the journal lost its last
-    // commits (--sync normal allows it after a power loss), the snapshot,
-    // always flushed, did not. It is a consistent state of its own: go on
-    // from it, numbering after it.
-    if (journal_->appended() < st.seq) {
-      std::fprintf(stderr,
-                   "bank: %s ends at record %llu, before the snapshot's %llu: its last commits "
-                   "were lost; going on from the snapshot\n",
-                   journal_->path().c_str(), static_cast<unsigned long long>(journal_->appended()),
-                   static_cast<unsigned long long>(st.seq));
-      journal_->skip_to(st.seq);
-    }
-    // What was in flight was never acknowledged: voided, durably, before the
-    // first client is served.
-    std::vector<record> settle = st.interrupted();
-    recovered_.voided = st.pending.size();
-    std::uint64_t seq = 0;
-    for (record& r : settle) {
-      const std::string why = st.apply(journal_->appended() + 1, r.kind, r.data);
-      if (!why.empty()) throw storage_error(journal_->path() + ": recovery: " + why);
-      seq = journal_->write(std::move(r));
-    }
-    if (seq != 0) journal_->when_committed(seq).get();
-    next_transfer_.store(st.last_transfer + 1);
-    recovered_.accounts = st.accounts.size();
-    recovered_.ids = st.ids.size();
-    for (const auto& a : st.accounts) {
-      account acc;
-      acc.balance = a.balance;
-      acc.closed = a.closed;
-      restored_.accounts.emplace_back(a.name, acc);
-    }
-    restored_.ids.reserve(st.ids.size());
-    for (const auto& [id, e] : st.ids) restored_.ids.emplace_back(id, e);
     recovered_.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // The files were accepted: from now on closing them folds their logs in.
+    journal_->fold_log_at_close();
+    snapshots_->fold_log_at_close();
+    // The journal keeps nothing the loaded snapshot holds (the last run may
+    // have saved it after the journal could forget: at close, say).
+    journal_->forget_through(recovered_.snapshot_seq);
     // From here on the snapshot thread keeps its copy in step with the commits.
-    shadow_ = std::move(st);
     {
       std::lock_guard<std::mutex> lock(snap_mutex_);
       snapshotting_ = true;
@@ -587,6 +546,82 @@ class ledger final : public ledger_sink {
   // the process (noexcept): going on without it would break the prefix rule.
   void put(record r) noexcept { journal_->write(std::move(r)); }
 
+  // Reads the snapshot and the journal into shadow_ and restored_, and
+  // voids the transfers left in flight. @throws storage_error.
+  void recover() {
+    snapshots_ = std::make_unique<snapshot_file>(path("snapshot.db"));
+    ledger_state st = snapshots_->load();
+    recovered_.snapshot_seq = st.seq;
+    last_snapshot_seq_ = st.seq;
+    if (st.seq != 0 && !std::filesystem::exists(path("journal.db")))
+      throw storage_error(path("journal.db") + ": missing, but the snapshot holds records up to " +
+                          std::to_string(st.seq));
+    journal_ = std::make_unique<journal>(
+        path("journal.db"), opts_.sync,
+        [this](std::uint64_t first, std::vector<record>& rs) { committed_batch(first, rs); });
+    // The journal forgets only what a saved snapshot holds: if it forgot
+    // more than this snapshot holds, the snapshot is not the one it was
+    // saved with (lost, or an older copy), and records are missing.
+    if (journal_->forgotten_at_open() > st.seq)
+      throw storage_error(path("snapshot.db") + ": holds records up to " + std::to_string(st.seq) +
+                          ", but the journal has already forgotten those up to " +
+                          std::to_string(journal_->forgotten_at_open()) +
+                          " (the snapshot is missing or older than the journal)");
+    journal_->replay(st.seq, [&](std::uint64_t s, std::uint32_t k, std::string_view data) {
+      const std::string why = st.apply(s, k, data);
+      if (!why.empty())
+        throw storage_error(journal_->path() + ": record " + std::to_string(s) + ": " + why);
+      ++recovered_.replayed;
+    });
+    // A snapshot newer than the journal's end: the journal lost its last
+    // commits. --sync normal allows that after a power loss (the snapshot,
+    // always flushed, kept them), and the snapshot is then a consistent
+    // state of its own to go on from, numbering after it. With --sync full
+    // every commit was flushed before the snapshot could hold it, so the
+    // journal was damaged (its log lost, or an old copy): records after
+    // the snapshot may be missing too.
+    if (journal_->appended() < st.seq) {
+      const std::string what = journal_->path() + ": ends at record " +
+                               std::to_string(journal_->appended()) + ", before the snapshot's " +
+                               std::to_string(st.seq);
+      if (opts_.sync == sync_mode::full)
+        throw storage_error(what +
+                            ", but every commit was flushed (--sync full): the journal is "
+                            "damaged or an older copy (was its -wal file lost?). If the last "
+                            "run used --sync normal and the machine lost power, start with "
+                            "--sync normal to go on from the snapshot");
+      std::fprintf(stderr, "bank: %s: its last commits were lost; going on from the snapshot\n",
+                   what.c_str());
+      journal_->skip_to(st.seq);
+    }
+    // The files' names are in the directory for good (SQLite flushes the
+    // files, not the directory that names them).
+    sync_directory();
+    // What was in flight was never acknowledged: voided, durably, before the
+    // first client is served.
+    std::vector<record> settle = st.interrupted();
+    recovered_.voided = st.pending.size();
+    std::uint64_t seq = 0;
+    for (record& r : settle) {
+      const std::string why = st.apply(journal_->appended() + 1, r.kind, r.data);
+      if (!why.empty()) throw storage_error(journal_->path() + ": recovery: " + why);
+      seq = journal_->write(std::move(r));
+    }
+    if (seq != 0) journal_->when_committed(seq).get();
+    next_transfer_.store(st.last_transfer + 1);
+    recovered_.accounts = st.accounts.size();
+    recovered_.ids = st.ids.size();
+    for (const auto& a : st.accounts) {
+      account acc;
+      acc.balance = a.balance;
+      acc.closed = a.closed;
+      restored_.accounts.emplace_back(a.name, acc);
+    }
+    restored_.ids.reserve(st.ids.size());
+    for (const auto& [id, e] : st.ids) restored_.ids.emplace_back(id, e);
+    shadow_ = std::move(st);
+  }
+
   void sync_directory() const {
     const int fd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     const bool ok = fd >= 0 && ::fsync(fd) == 0;
@@ -648,20 +683,23 @@ class ledger final : public ledger_sink {
 
   void snapshot_loop() {
     std::vector<std::pair<std::uint64_t, std::vector<record>>> todo;
-    // Batches applied since the last snapshot. What recovery replayed is
-    // saved at once (in this thread, while clients are served), so that
-    // the next start need not replay it again.
-    std::uint64_t since = recovered_.replayed + recovered_.voided != 0
-                              ? std::max<std::uint64_t>(opts_.snapshot_batches, 1)
-                              : 0;
+    // Whether the copy holds records the saved snapshot does not, and the
+    // batches applied since the last attempt to save it. What recovery
+    // replayed is saved at once (in this thread, while clients are served),
+    // so that the next start need not replay it again. A save that failed
+    // (a full disk, say) is tried again after as many batches, not after
+    // every commit; the journal keeps everything meanwhile.
+    bool unsaved = recovered_.replayed + recovered_.voided != 0;
+    std::uint64_t since = unsaved ? std::max<std::uint64_t>(opts_.snapshot_batches, 1) : 0;
     bool healthy = true;
     bool stop = false;
     for (;;) {
       const bool due = opts_.snapshot_batches != 0 && since >= opts_.snapshot_batches;
-      if (healthy && since != 0 && (due || stop)) {
+      if (healthy && unsaved && (due || stop)) {
+        since = 0;
         try {
           snapshots_->save(shadow_);
-          since = 0;
+          unsaved = false;
           std::lock_guard<std::mutex> lock(snap_mutex_);
           ++snapshots_saved_;
           last_snapshot_seq_ = shadow_.seq;
@@ -691,6 +729,7 @@ class ledger final : public ledger_sink {
           ++s;
         }
         ++since;
+        unsaved = true;
       }
       todo.clear();
     }

@@ -73,6 +73,14 @@ class sqlite_file {
   ~sqlite_file() { sqlite3_close(db_); }
 
   sqlite3* db() const noexcept { return db_; }
+
+  /// Closing will fold the write-ahead log into the file (SQLite's
+  /// checkpoint at close, which then deletes the log), so that the closed
+  /// file holds everything by itself. For a file its owner has read and
+  /// accepted: until this is called, closing leaves the file as it was.
+  void fold_log_at_close() noexcept {
+    sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
+  }
   const std::string& path() const noexcept { return path_; }
 
   /// Runs SQL without results. @throws storage_error.
@@ -155,11 +163,13 @@ class sqlite_file {
     }
     if (app == 0 && version == 0 && tables == 0) {
       // The header and the tables in one transaction: a crash halfway
-      // leaves a file that is still new, not one refused forever.
-      exec("PRAGMA journal_mode=WAL");
+      // leaves a file that is still new, not one refused forever. It is
+      // written before the switch to WAL, into the file itself: a copy of
+      // the file without its log is then never taken for a new file.
       exec("BEGIN; PRAGMA application_id=" + std::to_string(format.application_id) +
            "; PRAGMA user_version=" + std::to_string(format.version) + "; " + format.schema +
            "; COMMIT");
+      exec("PRAGMA journal_mode=WAL");
     } else if (app != format.application_id) {
       throw storage_error(path_ + ": not a bank " + what + " (another application's database)");
     } else if (version != format.version) {

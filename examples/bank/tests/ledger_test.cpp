@@ -254,6 +254,61 @@ TEST_CASE("ledger: snapshots let the journal forget, and recovery replays only w
   CHECK(l.take_restored().accounts.at(0).second.balance == 100);
 }
 
+TEST_CASE("ledger: with no snapshots but at close, the journal forgets at the next start",
+          "[ledger]") {
+  temp_dir dir;
+  {
+    ledger l(in(dir, 0));
+    l.opened(1, "a", 0);
+    for (int i = 0; i < 10; ++i) {
+      l.deposited(1, 3);
+      l.log().when_committed(l.log().appended()).get();
+    }
+  }
+  {
+    ledger l(in(dir, 0));
+    CHECK(l.recovered().snapshot_seq == 11);
+    CHECK(l.recovered().replayed == 0);
+    CHECK(l.counters().snapshots == 0);
+  }
+  journal j(dir.file("journal.db"));
+  std::uint64_t left = 0;
+  j.replay(0, [&left](std::uint64_t, std::uint32_t, std::string_view) { ++left; });
+  CHECK(left == 0);
+  CHECK(j.forgotten_at_open() == 11);
+}
+
+TEST_CASE("ledger: a journal that ends before the snapshot is refused with --sync full",
+          "[ledger]") {
+  temp_dir dir;
+  {
+    ledger l(in(dir));
+    l.opened(1, "a", 7);
+  }
+  // The journal as it was then, and more records after it (kept by the
+  // snapshot saved at close).
+  const std::string early = (dir.path / "early.db").string();
+  fs::copy_file(dir.file("journal.db"), early);
+  {
+    ledger l(in(dir));
+    l.deposited(1, 5);
+  }
+  fs::remove(dir.file("journal.db"));
+  fs::copy_file(early, dir.file("journal.db"));
+  const std::string before = read_all(dir.file("journal.db"));
+  ledger::options full = in(dir);
+  full.sync = bank::durable::sync_mode::full;
+  CHECK_THROWS_WITH(ledger(full), Catch::Contains(dir.file("journal.db") +
+                                                  ": ends at record 1, before the snapshot's 2") &&
+                                      Catch::Contains("--sync normal"));
+  CHECK(read_all(dir.file("journal.db")) == before);
+  // --sync normal allows a journal to lose its last commits to a power loss:
+  // the snapshot, always flushed, is then the newest state.
+  ledger l(in(dir));
+  CHECK(l.recovered().snapshot_seq == 2);
+  CHECK(l.take_restored().accounts.at(0).second.balance == 12);
+}
+
 TEST_CASE("ledger: a damaged or foreign file, or a directory in use, is refused by name",
           "[ledger]") {
   temp_dir dir;
@@ -300,6 +355,17 @@ TEST_CASE("ledger: a damaged or foreign file, or a directory in use, is refused 
       CHECK(std::string(e.what()).find(path + ": not a bank journal") != std::string::npos);
     }
     CHECK(read_all(path) == std::string(5000, 'x'));
+  }
+  SECTION("a lost snapshot, once the journal has forgotten what it held") {
+    { ledger l(in(dir)); }  // forgets, at start, what the snapshot holds
+    for (const char* f : {"snapshot.db", "snapshot.db-wal", "snapshot.db-shm"})
+      fs::remove(dir.file(f));
+    const std::string before = read_all(dir.file("journal.db"));
+    CHECK_THROWS_WITH(ledger(in(dir)),
+                      Catch::Contains(dir.file("snapshot.db") + ": holds records up to 0") &&
+                          Catch::Contains("missing or older"));
+    CHECK(read_all(dir.file("journal.db")) == before);
+    CHECK(!fs::exists(dir.file("snapshot.db")));  // the refused start made none
   }
   SECTION("a journal that does not reach the snapshot") {
     fs::remove(dir.file("journal.db"));

@@ -24,7 +24,11 @@
 // The file is a SQLite database in WAL mode (sqlite_file.hpp): a file that is
 // not a journal of this format is refused at open, by name, and left as it
 // was. Each transaction is one row holding its records packed, so a commit
-// is one insert however many records it holds.
+// is one insert however many records it holds. Each row also holds a
+// checksum of itself chained from the row before, starting from a number
+// drawn at random when the file was made (the journal's identity): replay
+// refuses a row changed since it was written, a row missing, and rows of
+// another journal (a write-ahead log copied from elsewhere).
 #pragma once
 
 #include <courier.hpp>
@@ -33,6 +37,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -65,6 +70,26 @@ inline void put(std::string& out, std::uint64_t v) {
 inline void put(std::string& out, std::string_view bytes) {
   put(out, static_cast<std::uint64_t>(bytes.size()));
   out.append(bytes);
+}
+
+/// A 64-bit checksum of `bytes`, going on from `h`. Each step is a bijection
+/// of the state, so a change within any one 8-byte word of the input always
+/// changes the result (and more changes do with odds of 2^-64 against).
+/// Made to catch damage, not an attacker. Words are read in the machine's
+/// byte order.
+inline std::uint64_t checksum(std::uint64_t h, std::uint64_t word) noexcept {
+  h = (h ^ word) * 0x9e3779b97f4a7c15u;
+  return h ^ (h >> 32);
+}
+inline std::uint64_t checksum(std::uint64_t h, std::string_view bytes) noexcept {
+  std::size_t i = 0;
+  for (std::uint64_t word = 0; i + 8 <= bytes.size(); i += 8) {
+    std::memcpy(&word, bytes.data() + i, 8);
+    h = checksum(h, word);
+  }
+  std::uint64_t tail = 0;
+  if (i < bytes.size()) std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
+  return checksum(checksum(h, tail), static_cast<std::uint64_t>(bytes.size()));
 }
 
 /// Reads what put() wrote; every read fails (returns false) past the end or
@@ -120,13 +145,17 @@ class journal {
     std::uint64_t batches = 0;  ///< transactions that committed them
   };
 
-  /// The format: application_id "crjn" and this user_version.
+  /// The format: application_id "crjn" and this user_version. `forgotten`
+  /// holds the last record forgotten, the checksum of the last row deleted
+  /// with it (the identity while none was), and the identity.
   static constexpr file_format format{
-      0x63726a6e, 2, "journal",
+      0x63726a6e, 3, "journal",
       "CREATE TABLE batches(last INTEGER PRIMARY KEY, count INTEGER NOT NULL, "
-      "data BLOB NOT NULL);"
-      "CREATE TABLE forgotten(id INTEGER PRIMARY KEY CHECK (id = 0), through INTEGER NOT NULL);"
-      "INSERT INTO forgotten VALUES (0, 0);"};
+      "data BLOB NOT NULL, sum INTEGER NOT NULL);"
+      "CREATE TABLE forgotten(id INTEGER PRIMARY KEY CHECK (id = 0), through INTEGER NOT NULL, "
+      "sum INTEGER NOT NULL, identity INTEGER NOT NULL);"
+      "INSERT INTO forgotten VALUES (0, 0, 0, random());"
+      "UPDATE forgotten SET sum = identity;"};
 
   /// Opens (or creates) the journal at `path` (a database file) and starts
   /// its writer, which calls `on_commit`, if given, after each commit.
@@ -134,16 +163,19 @@ class journal {
   /// not a journal of this format (the file is then left as it was).
   explicit journal(std::string path, sync_mode sync = sync_mode::full, commit_hook on_commit = {})
       : file_(std::move(path), format, sync),
-        insert_(file_, "INSERT INTO batches(last, count, data) VALUES (?1, ?2, ?3)"),
+        insert_(file_, "INSERT INTO batches(last, count, data, sum) VALUES (?1, ?2, ?3, ?4)"),
         on_commit_(std::move(on_commit)) {
-    const sqlite_file::statement last(
+    const sqlite_file::statement head(
         file_,
-        "SELECT MAX(COALESCE((SELECT MAX(last) FROM batches), 0), through), through "
+        "SELECT MAX(COALESCE((SELECT MAX(last) FROM batches), 0), through), through, "
+        "COALESCE((SELECT sum FROM batches ORDER BY last DESC LIMIT 1), sum), identity "
         "FROM forgotten");
-    if (last.step()) {
-      next_seq_ = static_cast<std::uint64_t>(last.int64(0));
-      forgotten_at_open_ = static_cast<std::uint64_t>(last.int64(1));
-    }
+    if (!head.step())
+      throw storage_error(file_.path() + ": the journal is damaged (its header row is missing)");
+    next_seq_ = static_cast<std::uint64_t>(head.int64(0));
+    forgotten_at_open_ = static_cast<std::uint64_t>(head.int64(1));
+    chain_ = static_cast<std::uint64_t>(head.int64(2));
+    identity_ = static_cast<std::uint64_t>(head.int64(3));
     committed_.store(next_seq_);
     appended_.store(next_seq_);
     writer_ = std::thread([this] { write_loop(); });
@@ -243,6 +275,10 @@ class journal {
   /// journal was opened (forget_through()).
   std::uint64_t forgotten_at_open() const noexcept { return forgotten_at_open_; }
 
+  /// A number drawn at random when the file was made: what a service's
+  /// other files can name to say which journal they belong to.
+  std::uint64_t identity() const noexcept { return identity_; }
+
   /// Numbers the next record `seq` + 1, as if every record up to `seq` had
   /// been written and forgotten: for a service whose saved state is newer
   /// than the journal's end (the journal lost its last commits, which its
@@ -251,7 +287,11 @@ class journal {
   void skip_to(std::uint64_t seq) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (seq <= next_seq_) return;
-    file_.exec("UPDATE forgotten SET through = " + std::to_string(seq));
+    // The rows left are all before `seq`: forgotten with it, the chain of
+    // checksums going on from the last of them.
+    file_.exec("BEGIN; UPDATE forgotten SET through = " + std::to_string(seq) +
+               ", sum = COALESCE((SELECT sum FROM batches ORDER BY last DESC LIMIT 1), sum); "
+               "DELETE FROM batches; COMMIT");
     next_seq_ = seq;
     forgotten_ = forget_through_ = seq;
     appended_.store(seq, std::memory_order_release);
@@ -259,34 +299,44 @@ class journal {
   }
 
   /// Calls `f(seq, kind, data)` for every committed record with a sequence
-  /// number above `after`, in order.
-  /// @throws storage_error if the file cannot be read or a row is damaged.
+  /// number above `after`, in order. Every row kept is checked, also those
+  /// before `after`.
+  /// @throws storage_error if the file cannot be read, a row is damaged or
+  /// missing, or a row is not this journal's.
   template <class F>
   void replay(std::uint64_t after, F&& f) const {
+    const sqlite_file::statement head(file_, "SELECT through, sum FROM forgotten");
+    if (!head.step())
+      throw storage_error(file_.path() + ": the journal is damaged (its header row is missing)");
+    const auto through = static_cast<std::uint64_t>(head.int64(0));
+    std::uint64_t chain = static_cast<std::uint64_t>(head.int64(1));
     // A row may hold forgotten records and kept ones: those are skipped.
-    const sqlite_file::statement forgotten(file_, "SELECT through FROM forgotten");
-    if (forgotten.step()) after = std::max(after, static_cast<std::uint64_t>(forgotten.int64(0)));
+    after = std::max(after, through);
     const sqlite_file::statement s(file_,
-                                   "SELECT last, count, data FROM batches WHERE last > ?1 "
-                                   "ORDER BY last");
-    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(after));
-    // Each row goes on where the one before it ended; the first starts no
-    // later than the first record asked for. A gap is records lost.
-    std::uint64_t ended = after;
+                                   "SELECT last, count, data, sum FROM batches ORDER BY last");
+    // Each row goes on where the one before it ended; the first, where the
+    // last one forgotten ended, or before. A gap is records lost.
+    std::uint64_t ended = through;
     bool first = true;
     while (s.step()) {
       const auto last = static_cast<std::uint64_t>(s.int64(0));
       const auto count = static_cast<std::uint64_t>(s.int64(1));
-      auto damaged = [&] {
+      auto damaged = [&](const char* why) {
         return storage_error(file_.path() + ": the journal's batch ending at record " +
-                             std::to_string(last) + " is damaged");
+                             std::to_string(last) + " is damaged (" + why + ")");
       };
-      if (count == 0 || count > last) throw damaged();
+      if (count == 0 || count > last) throw damaged("a bad record count");
       if (first ? last - count > ended : last - count != ended)
         throw storage_error(file_.path() + ": records " + std::to_string(ended + 1) + " to " +
                             std::to_string(last - count) + " are missing from the journal");
       first = false;
       ended = last;
+      chain = row_checksum(chain, last, count, s.blob(2));
+      if (chain != static_cast<std::uint64_t>(s.int64(3)))
+        throw damaged(
+            "its checksum does not match: changed since it was written, or written "
+            "by another journal");
+      if (last <= after) continue;
       wire::reader in(s.blob(2));
       std::uint64_t seq = last - count;
       for (std::uint64_t i = 0; i < count; ++i) {
@@ -295,7 +345,7 @@ class journal {
         if (!in.get(kind) || !in.get(data) || kind > UINT32_MAX) break;
         if (++seq > after) f(seq, static_cast<std::uint32_t>(kind), data);
       }
-      if (!in.ok() || !in.at_end() || seq != last) throw damaged();
+      if (!in.ok() || !in.at_end() || seq != last) throw damaged("a record cannot be read");
     }
   }
 
@@ -312,6 +362,12 @@ class journal {
         storage_error(file_.path() + ": " + (failed_ ? failure_ : std::string("closed"))));
   }
 
+  // A row's checksum, going on from the one before it.
+  static std::uint64_t row_checksum(std::uint64_t before, std::uint64_t last, std::uint64_t count,
+                                    std::string_view data) noexcept {
+    return wire::checksum(wire::checksum(wire::checksum(before, last), count), data);
+  }
+
   // Commits `batch`, whose last record is `last`, and any forgetting asked
   // for, as one transaction: empty, or why it could not.
   std::string commit(const std::vector<record>& batch, std::uint64_t last, std::uint64_t forget) {
@@ -320,11 +376,25 @@ class journal {
       wire::put(packed_, r.kind);
       wire::put(packed_, r.data);
     }
+    const std::uint64_t sum = row_checksum(chain_, last, batch.size(), packed_);
     std::string why = file_.try_exec("BEGIN");
     if (!why.empty()) return "cannot begin (" + why + ")";
-    if (!batch.empty()) {
+    if (why.empty() && forget != 0) {
+      // Before the new row goes in: the chain of checksums goes on, at the
+      // next replay, from the last row deleted.
+      const std::string f = std::to_string(forget);
+      const std::string sql = "UPDATE forgotten SET through = MAX(through, " + f +
+                              "), sum = COALESCE((SELECT sum FROM batches WHERE last <= " + f +
+                              " ORDER BY last DESC LIMIT 1), sum); "
+                              "DELETE FROM batches WHERE last <= " +
+                              f;
+      why = file_.try_exec(sql.c_str());
+      if (!why.empty()) why = "cannot forget old records (" + why + ")";
+    }
+    if (why.empty() && !batch.empty()) {
       sqlite3_bind_int64(insert_.get(), 1, static_cast<sqlite3_int64>(last));
       sqlite3_bind_int64(insert_.get(), 2, static_cast<sqlite3_int64>(batch.size()));
+      sqlite3_bind_int64(insert_.get(), 4, static_cast<sqlite3_int64>(sum));
       const int bound =
           sqlite3_bind_blob64(insert_.get(), 3, packed_.data(),
                               static_cast<sqlite3_uint64>(packed_.size()), SQLITE_STATIC);
@@ -332,18 +402,14 @@ class journal {
       if (rc != SQLITE_DONE) why = std::string("cannot write (") + sqlite3_errmsg(file_.db()) + ")";
       insert_.reset();
     }
-    if (why.empty() && forget != 0) {
-      const std::string sql = "DELETE FROM batches WHERE last <= " + std::to_string(forget) +
-                              "; UPDATE forgotten SET through = MAX(through, " +
-                              std::to_string(forget) + ")";
-      why = file_.try_exec(sql.c_str());
-      if (!why.empty()) why = "cannot forget old records (" + why + ")";
-    }
     if (why.empty()) {
       why = file_.try_exec("COMMIT");
       if (!why.empty()) why = "cannot commit (" + why + ")";
     }
-    if (!why.empty()) file_.try_exec("ROLLBACK");
+    if (!why.empty())
+      file_.try_exec("ROLLBACK");
+    else if (!batch.empty())
+      chain_ = sum;
     return why;
   }
 
@@ -434,6 +500,8 @@ class journal {
   std::atomic<std::uint64_t> committed_{0};
   std::multimap<std::uint64_t, courier::promise<std::uint64_t>> waiters_;
   std::uint64_t forgotten_at_open_ = 0;
+  std::uint64_t identity_ = 0;
+  std::uint64_t chain_ = 0;           // the checksum of the last row (writer only, once running)
   std::uint64_t forget_through_ = 0;  // asked for
   std::uint64_t forgotten_ = 0;       // handed to a commit
   bool stopping_ = false;

@@ -257,11 +257,14 @@ struct ledger_state {
 /// Thread safety: none; one thread at a time.
 class snapshot_file {
  public:
-  /// The format: application_id "crsn" and this user_version.
+  /// The format: application_id "crsn" and this user_version. `journal` is
+  /// the identity of the journal the snapshot was saved beside; `sum` a
+  /// checksum of the head's other numbers and every chunk, in order.
   static constexpr file_format format{
-      0x6372736e, 1, "snapshot",
+      0x6372736e, 2, "snapshot",
       "CREATE TABLE snapshot(id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL, "
-      "last_transfer INTEGER NOT NULL, accounts INTEGER NOT NULL);"
+      "last_transfer INTEGER NOT NULL, accounts INTEGER NOT NULL, journal INTEGER NOT NULL, "
+      "sum INTEGER NOT NULL);"
       "CREATE TABLE chunks(n INTEGER PRIMARY KEY, kind INTEGER NOT NULL, data BLOB NOT NULL);"};
 
   /// Opens or creates it. A snapshot is always written with sync_mode::full:
@@ -273,31 +276,40 @@ class snapshot_file {
   /// See sqlite_file::fold_log_at_close().
   void fold_log_at_close() noexcept { file_.fold_log_at_close(); }
 
-  /// The saved state (empty, at record 0, if none was saved).
+  /// The saved state (empty, at record 0, if none was saved), and the
+  /// identity of the journal it was saved beside (none if none was saved).
   /// @throws storage_error if it cannot be read or is damaged.
-  ledger_state load() const {
+  ledger_state load(std::optional<std::uint64_t>& journal_identity) const {
     ledger_state st;
-    std::uint64_t accounts = 0;
+    std::uint64_t accounts = 0, sum = 0;
+    journal_identity.reset();
     {
-      const sqlite_file::statement head(file_, "SELECT seq, last_transfer, accounts FROM snapshot");
+      const sqlite_file::statement head(
+          file_, "SELECT seq, last_transfer, accounts, journal, sum FROM snapshot");
       if (!head.step()) return st;
       st.seq = static_cast<std::uint64_t>(head.int64(0));
       st.last_transfer = static_cast<std::uint64_t>(head.int64(1));
       accounts = static_cast<std::uint64_t>(head.int64(2));
+      journal_identity = static_cast<std::uint64_t>(head.int64(3));
+      sum = static_cast<std::uint64_t>(head.int64(4));
     }
+    std::uint64_t check = head_checksum(st.seq, st.last_transfer, accounts, *journal_identity);
     st.accounts.reserve(accounts);
     const sqlite_file::statement s(file_, "SELECT kind, data FROM chunks ORDER BY n");
     while (s.step()) {
-      if (!load_chunk(st, s.int64(0), s.blob(1))) damaged();
+      check = chunk_checksum(check, s.int64(0), s.blob(1));
+      if (!load_chunk(st, s.int64(0), s.blob(1))) damaged("a chunk cannot be read");
     }
-    if (st.accounts.size() != accounts) damaged();
+    if (check != sum) damaged("its checksum does not match");
+    if (st.accounts.size() != accounts) damaged("accounts are missing");
     for (auto& [id, entry] : st.ids)
       if (!entry.outcome) st.unresolved.emplace(entry.transfer, id);
     return st;
   }
 
-  /// Replaces the saved state with `st`. @throws storage_error.
-  void save(const ledger_state& st) {
+  /// Replaces the saved state with `st`, saved beside the journal whose
+  /// identity is `journal_identity`. @throws storage_error.
+  void save(const ledger_state& st, std::uint64_t journal_identity) {
     file_.exec("BEGIN");
     try {
       file_.exec("DELETE FROM chunks; DELETE FROM snapshot");
@@ -305,8 +317,11 @@ class snapshot_file {
                                           "INSERT INTO chunks(n, kind, data) VALUES (?1, ?2, ?3)");
       std::int64_t n = 0;
       std::string chunk;
+      std::uint64_t sum =
+          head_checksum(st.seq, st.last_transfer, st.accounts.size(), journal_identity);
       auto flush = [&](std::int64_t k) {
         if (chunk.empty()) return;
+        sum = chunk_checksum(sum, k, chunk);
         sqlite3_bind_int64(insert.get(), 1, ++n);
         sqlite3_bind_int64(insert.get(), 2, k);
         sqlite3_bind_blob(insert.get(), 3, chunk.data(), static_cast<int>(chunk.size()),
@@ -330,7 +345,8 @@ class snapshot_file {
       flush(3);
       file_.exec("INSERT INTO snapshot VALUES (0, " + std::to_string(st.seq) + ", " +
                  std::to_string(st.last_transfer) + ", " + std::to_string(st.accounts.size()) +
-                 ")");
+                 ", " + std::to_string(static_cast<std::int64_t>(journal_identity)) + ", " +
+                 std::to_string(static_cast<std::int64_t>(sum)) + ")");
       file_.exec("COMMIT");
     } catch (...) {
       file_.try_exec("ROLLBACK");
@@ -341,8 +357,18 @@ class snapshot_file {
  private:
   static constexpr std::size_t chunk_bytes = 1 << 20;
 
-  [[noreturn]] void damaged() const {
-    throw storage_error(file_.path() + ": the snapshot is damaged (a chunk cannot be read)");
+  [[noreturn]] void damaged(const char* why) const {
+    throw storage_error(file_.path() + ": the snapshot is damaged (" + why + ")");
+  }
+
+  static std::uint64_t head_checksum(std::uint64_t seq, std::uint64_t last_transfer,
+                                     std::uint64_t accounts, std::uint64_t journal) noexcept {
+    using wire::checksum;
+    return checksum(checksum(checksum(checksum(journal, seq), last_transfer), accounts), journal);
+  }
+  static std::uint64_t chunk_checksum(std::uint64_t h, std::int64_t kind,
+                                      std::string_view data) noexcept {
+    return wire::checksum(wire::checksum(h, static_cast<std::uint64_t>(kind)), data);
   }
 
   static bool load_chunk(ledger_state& st, std::int64_t k, std::string_view data) {
@@ -427,25 +453,21 @@ class ledger final : public ledger_sink {
   /// or is damaged (nothing is then changed).
   explicit ledger(options o) : opts_(std::move(o)) {
     const auto started = std::chrono::steady_clock::now();
+    // A start that is refused leaves the directory as it was found: what it
+    // created is removed, and a data file that was empty is empty again.
+    std::vector<found> before{{opts_.dir}, {path("lock")}};
+    for (const char* file : {"snapshot.db", "journal.db"})
+      for (const char* suffix : {"", "-wal", "-shm"}) before.push_back({path(file) + suffix});
+    for (found& f : before) f.look();
     lock_directory();
-    // A start that is refused leaves the directory as it was found: the
-    // files it created are removed again.
-    const bool had_snapshot = std::filesystem::exists(path("snapshot.db"));
-    const bool had_journal = std::filesystem::exists(path("journal.db"));
     try {
       recover();
     } catch (...) {
       journal_.reset();
       snapshots_.reset();
-      const std::pair<const char*, bool> files[] = {{"snapshot.db", had_snapshot},
-                                                    {"journal.db", had_journal}};
-      for (const auto& [file, had] : files) {
-        if (had) continue;
-        for (const char* suffix : {"", "-wal", "-shm"}) {
-          std::error_code ignored;
-          std::filesystem::remove(path(file) + suffix, ignored);
-        }
-      }
+      if (lock_.fd >= 0) ::close(std::exchange(lock_.fd, -1));
+      // The files first, the directory last (removed only if then empty).
+      for (auto f = before.rbegin(); f != before.rend(); ++f) f->put_back();
       throw;
     }
     recovered_.seconds =
@@ -546,19 +568,50 @@ class ledger final : public ledger_sink {
   // the process (noexcept): going on without it would break the prefix rule.
   void put(record r) noexcept { journal_->write(std::move(r)); }
 
+  // A path as a start found it, to put it back if the start is refused.
+  struct found {
+    std::string path;
+    std::filesystem::file_type type = std::filesystem::file_type::none;
+    std::uintmax_t size = 0;
+
+    void look() {
+      std::error_code ec;
+      type = std::filesystem::symlink_status(path, ec).type();
+      if (type == std::filesystem::file_type::regular) size = std::filesystem::file_size(path, ec);
+    }
+    void put_back() const {
+      std::error_code ignored;
+      if (type == std::filesystem::file_type::not_found)
+        std::filesystem::remove(path, ignored);  // a directory only if empty
+      else if (type == std::filesystem::file_type::regular && size == 0)
+        std::filesystem::resize_file(path, 0, ignored);
+    }
+  };
+
   // Reads the snapshot and the journal into shadow_ and restored_, and
   // voids the transfers left in flight. @throws storage_error.
   void recover() {
     snapshots_ = std::make_unique<snapshot_file>(path("snapshot.db"));
-    ledger_state st = snapshots_->load();
+    std::optional<std::uint64_t> saved_beside;
+    ledger_state st = snapshots_->load(saved_beside);
     recovered_.snapshot_seq = st.seq;
     last_snapshot_seq_ = st.seq;
-    if (st.seq != 0 && !std::filesystem::exists(path("journal.db")))
-      throw storage_error(path("journal.db") + ": missing, but the snapshot holds records up to " +
-                          std::to_string(st.seq));
+    if (st.seq != 0) {
+      found j{path("journal.db")};
+      j.look();
+      const bool missing = j.type == std::filesystem::file_type::not_found;
+      if (missing || (j.type == std::filesystem::file_type::regular && j.size == 0))
+        throw storage_error(path("journal.db") + (missing ? ": missing" : ": empty") +
+                            ", but the snapshot holds records up to " + std::to_string(st.seq));
+    }
     journal_ = std::make_unique<journal>(
         path("journal.db"), opts_.sync,
         [this](std::uint64_t first, std::vector<record>& rs) { committed_batch(first, rs); });
+    journal_identity_ = journal_->identity();
+    if (saved_beside && *saved_beside != journal_identity_)
+      throw storage_error(path("snapshot.db") + " and " + journal_->path() +
+                          ": the snapshot was saved beside another journal (one of the files, "
+                          "or a -wal file beside it, comes from another data directory)");
     // The journal forgets only what a saved snapshot holds: if it forgot
     // more than this snapshot holds, the snapshot is not the one it was
     // saved with (lost, or an older copy), and records are missing.
@@ -698,7 +751,7 @@ class ledger final : public ledger_sink {
       if (healthy && unsaved && (due || stop)) {
         since = 0;
         try {
-          snapshots_->save(shadow_);
+          snapshots_->save(shadow_, journal_identity_);
           unsaved = false;
           std::lock_guard<std::mutex> lock(snap_mutex_);
           ++snapshots_saved_;
@@ -745,6 +798,7 @@ class ledger final : public ledger_sink {
   // hands it batches until the journal is gone).
   std::unique_ptr<snapshot_file> snapshots_;
   ledger_state shadow_;  // the snapshot thread's, once it runs
+  std::uint64_t journal_identity_ = 0;
   mutable std::mutex snap_mutex_;
   std::condition_variable snap_wake_;
   std::vector<std::pair<std::uint64_t, std::vector<record>>> batches_;

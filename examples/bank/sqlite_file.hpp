@@ -159,7 +159,11 @@ class sqlite_file {
       version = pragma("user_version");
       tables = pragma("schema_version");
     } catch (const storage_error&) {
-      throw storage_error(path_ + ": not a bank " + what + " (" + sqlite3_errmsg(db_) + ")");
+      // Not a database at all, or one SQLite cannot read here (a read-only
+      // directory, say): only the first is a verdict on the file.
+      if ((sqlite3_extended_errcode(db_) & 0xff) == SQLITE_NOTADB)
+        throw storage_error(path_ + ": not a bank " + what + " (" + sqlite3_errmsg(db_) + ")");
+      throw storage_error(path_ + ": cannot read the " + what + " (" + sqlite3_errmsg(db_) + ")");
     }
     if (app == 0 && version == 0 && tables == 0) {
       // The header and the tables in one transaction: a crash halfway

@@ -15,6 +15,8 @@ was, so that nothing is lost that a person could still recover.
   journal (journal.db deleted) lacks what came after it: either way the bank
   would silently lack acknowledged changes. Exit 2, naming the file missing
   (or older), and no file left behind that was not there.
+- Pieces of another bank's data directory (its snapshot.db, its journal.db,
+  its journal.db-wal) in place of this one's: refused, naming the files.
 - The lock: a second server on the data directory of a running one exits 2
   naming the directory, and the first goes on serving; once the first is
   killed (-9), a new one starts on the directory.
@@ -186,6 +188,39 @@ def missing_pieces(bank, tmp, good, older):
         shutil.rmtree(data)
 
 
+def another_directory(bank, tmp):
+    """Two banks' data directories, a and b, each with accounts (stopped
+    cleanly: a snapshot) and then deposits (killed: the journal's last
+    commits are in journal.db-wal). A piece of b in a copy of a is refused:
+    b's snapshot.db, b's journal.db with its log, or b's journal.db-wal."""
+    dirs = {}
+    for name in ("a", "b"):
+        data = os.path.join(tmp, "bank-" + name)
+        with durable(bank, data) as srv, Client(srv.port) as c:
+            for i in range(5):  # the same records in both
+                check(outcome(c.call("OPEN", "x:%d" % i, 100)) == "OK", "OPEN x:%d" % i)
+            stop_cleanly(srv, c)
+        with durable(bank, data) as srv, Client(srv.port) as c:
+            for i in range(5):
+                check(outcome(c.call("DEPOSIT", "x:%d" % i, 1)) == "OK", "DEPOSIT x:%d" % i)
+            check(srv.terminate(signal.SIGKILL) == -signal.SIGKILL, "kill")
+        dirs[name] = data
+    for pieces, what in ((("snapshot.db",), "a snapshot.db"),
+                         (("journal.db", "journal.db-wal"), "a journal.db and its log"),
+                         (("journal.db-wal",), "a journal.db-wal")):
+        data = os.path.join(tmp, "mixed")
+        shutil.copytree(dirs["a"], data)
+        for suffix in ("-wal", "-shm"):  # what SQLite keeps beside the replaced file
+            path = os.path.join(data, pieces[0] + suffix)
+            if os.path.exists(path):
+                os.unlink(path)
+        for piece in pieces:
+            shutil.copyfile(os.path.join(dirs["b"], piece), os.path.join(data, piece))
+        expect_refused(bank, data, tuple(os.path.join(data, f) for f in ("journal.db", "snapshot.db")),
+                       "%s of another data directory" % what)
+        shutil.rmtree(data)
+
+
 def lock(bank, tmp):
     data = os.path.join(tmp, "locked")
     with durable(bank, data) as first, Client(first.port) as c:
@@ -208,6 +243,7 @@ def main(bank):
         foreign_files(bank, tmp, good)
         damaged_pages(bank, tmp, good)
         missing_pieces(bank, tmp, good, older)
+        another_directory(bank, tmp)
         lock(bank, tmp)
         # The good data itself is taken, as it was.
         with durable(bank, good) as srv, Client(srv.port) as c:

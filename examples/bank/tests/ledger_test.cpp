@@ -356,6 +356,51 @@ TEST_CASE("ledger: a damaged or foreign file, or a directory in use, is refused 
     }
     CHECK(read_all(path) == std::string(5000, 'x'));
   }
+  SECTION("a balance changed in the snapshot") {
+    // The account's chunk re-encoded with 9 for 7: it still reads, so only
+    // the checksum tells.
+    const std::string path = dir.file("snapshot.db");
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE chunks SET data = x'01610900' WHERE data = x'01610700'",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    CHECK(sqlite3_changes(db) == 1);
+    sqlite3_close(db);
+    CHECK_THROWS_WITH(ledger(in(dir)),
+                      Catch::Contains(path + ": the snapshot is damaged (its checksum"));
+  }
+  SECTION("a snapshot of another data directory") {
+    temp_dir other;
+    {
+      ledger l(in(other));
+      l.opened(1, "a", 7);  // the same records as this one's
+    }
+    for (const char* f : {"snapshot.db", "snapshot.db-wal", "snapshot.db-shm"})
+      fs::remove(dir.file(f));
+    fs::copy_file(other.file("snapshot.db"), dir.file("snapshot.db"));
+    const std::string before = read_all(dir.file("snapshot.db"));
+    CHECK_THROWS_WITH(ledger(in(dir)),
+                      Catch::Contains(dir.file("snapshot.db") + " and " + dir.file("journal.db") +
+                                      ": the snapshot was saved beside another "
+                                      "journal"));
+    CHECK(read_all(dir.file("snapshot.db")) == before);
+  }
+  SECTION("an empty journal beside the snapshot") {
+    fs::remove(dir.file("journal.db"));
+    { std::ofstream(dir.file("journal.db")); }
+    CHECK_THROWS_WITH(ledger(in(dir)), Catch::Contains("journal.db: empty, but the snapshot"));
+    CHECK(fs::file_size(dir.file("journal.db")) == 0);
+    CHECK(!fs::exists(dir.file("journal.db-wal")));
+  }
+  SECTION("a refused start in a new directory leaves nothing") {
+    temp_dir fresh;
+    fs::create_directory(fresh.path / "journal.db");  // not a file
+    CHECK_THROWS_AS(ledger(in(fresh)), storage_error);
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(fresh.path))
+      left.push_back(e.path().filename().string());
+    CHECK(left == std::vector<std::string>{"journal.db"});
+  }
   SECTION("a lost snapshot, once the journal has forgotten what it held") {
     { ledger l(in(dir)); }  // forgets, at start, what the snapshot holds
     for (const char* f : {"snapshot.db", "snapshot.db-wal", "snapshot.db-shm"})

@@ -287,11 +287,8 @@ class journal {
   void skip_to(std::uint64_t seq) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (seq <= next_seq_) return;
-    // The rows left are all before `seq`: forgotten with it, the chain of
-    // checksums going on from the last of them.
-    file_.exec("BEGIN; UPDATE forgotten SET through = " + std::to_string(seq) +
-               ", sum = COALESCE((SELECT sum FROM batches ORDER BY last DESC LIMIT 1), sum); "
-               "DELETE FROM batches; COMMIT");
+    // The rows left are all before `seq`: forgotten with it.
+    file_.exec("BEGIN; " + forget_sql(seq) + "; COMMIT");
     next_seq_ = seq;
     forgotten_ = forget_through_ = seq;
     appended_.store(seq, std::memory_order_release);
@@ -368,6 +365,16 @@ class journal {
     return wire::checksum(wire::checksum(wire::checksum(before, last), count), data);
   }
 
+  // SQL deleting the rows whose records are all at or before `through`,
+  // and noting it; the chain of checksums goes on, at the next replay, from
+  // the last row deleted.
+  static std::string forget_sql(std::uint64_t through) {
+    const std::string t = std::to_string(through);
+    return "UPDATE forgotten SET through = MAX(through, " + t +
+           "), sum = COALESCE((SELECT sum FROM batches WHERE last <= " + t +
+           " ORDER BY last DESC LIMIT 1), sum); DELETE FROM batches WHERE last <= " + t;
+  }
+
   // Commits `batch`, whose last record is `last`, and any forgetting asked
   // for, as one transaction: empty, or why it could not.
   std::string commit(const std::vector<record>& batch, std::uint64_t last, std::uint64_t forget) {
@@ -379,16 +386,8 @@ class journal {
     const std::uint64_t sum = row_checksum(chain_, last, batch.size(), packed_);
     std::string why = file_.try_exec("BEGIN");
     if (!why.empty()) return "cannot begin (" + why + ")";
-    if (why.empty() && forget != 0) {
-      // Before the new row goes in: the chain of checksums goes on, at the
-      // next replay, from the last row deleted.
-      const std::string f = std::to_string(forget);
-      const std::string sql = "UPDATE forgotten SET through = MAX(through, " + f +
-                              "), sum = COALESCE((SELECT sum FROM batches WHERE last <= " + f +
-                              " ORDER BY last DESC LIMIT 1), sum); "
-                              "DELETE FROM batches WHERE last <= " +
-                              f;
-      why = file_.try_exec(sql.c_str());
+    if (forget != 0) {  // before the new row goes in, which it must not delete
+      why = file_.try_exec(forget_sql(forget).c_str());
       if (!why.empty()) why = "cannot forget old records (" + why + ")";
     }
     if (why.empty() && !batch.empty()) {

@@ -364,7 +364,7 @@ class snapshot_file {
   static std::uint64_t head_checksum(std::uint64_t seq, std::uint64_t last_transfer,
                                      std::uint64_t accounts, std::uint64_t journal) noexcept {
     using wire::checksum;
-    return checksum(checksum(checksum(checksum(journal, seq), last_transfer), accounts), journal);
+    return checksum(checksum(checksum(journal, seq), last_transfer), accounts);
   }
   static std::uint64_t chunk_checksum(std::uint64_t h, std::int64_t kind,
                                       std::string_view data) noexcept {
@@ -797,8 +797,8 @@ class ledger final : public ledger_sink {
   // The snapshot thread's side (declared before the journal, whose writer
   // hands it batches until the journal is gone).
   std::unique_ptr<snapshot_file> snapshots_;
-  ledger_state shadow_;  // the snapshot thread's, once it runs
-  std::uint64_t journal_identity_ = 0;
+  ledger_state shadow_;                 // the snapshot thread's, once it runs
+  std::uint64_t journal_identity_ = 0;  // the journal's (the last save comes after it closed)
   mutable std::mutex snap_mutex_;
   std::condition_variable snap_wake_;
   std::vector<std::pair<std::uint64_t, std::vector<record>>> batches_;

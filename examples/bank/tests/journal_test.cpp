@@ -28,6 +28,7 @@ using bank::durable::record;
 using bank::durable::storage_error;
 
 using bank_test::read_all;
+using bank_test::run_sql;
 using bank_test::temp_dir;
 
 std::vector<std::pair<std::uint64_t, std::string>> all_records(const journal& j) {
@@ -123,11 +124,7 @@ TEST_CASE("journal: a file that is not a journal is refused by name and left unt
   }
   SECTION("another application's database") {
     const std::string path = dir.file("other.db");
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", nullptr, nullptr,
-                         nullptr) == SQLITE_OK);
-    sqlite3_close(db);
+    run_sql(path, "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
     const std::string before = read_all(path);
     try {
       journal j(path);
@@ -141,10 +138,7 @@ TEST_CASE("journal: a file that is not a journal is refused by name and left unt
   SECTION("a journal of another format version") {
     const std::string path = dir.file("v3.db");
     { journal j(path); }
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
+    run_sql(path, "PRAGMA user_version=99");
     try {
       journal j(path);
       FAIL("opened a journal of another version");
@@ -259,11 +253,7 @@ TEST_CASE("journal: a batch missing between two others is refused at replay, by 
     journal j(path);
     for (std::uint64_t i = 1; i <= 3; ++i) CHECK(j.append(record{1, std::to_string(i)}).get() == i);
   }
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "DELETE FROM batches WHERE last = 2", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
-  sqlite3_close(db);
+  CHECK(run_sql(path, "DELETE FROM batches WHERE last = 2") == 1);
   journal j(path);
   CHECK_THROWS_WITH(all_records(j), Catch::Contains(path + ": records 2 to 2 are missing"));
   // Every row kept is checked, also those before the first record asked for.
@@ -323,21 +313,6 @@ TEST_CASE("journal: checksum() changes with any one byte of its input", "[journa
   }
 }
 
-namespace {
-// Runs `sql` on the SQLite file at `path`, with `blob` bound to ?1 if given.
-void run_sql(const std::string& path, const std::string& sql, const std::string* blob = nullptr) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* s = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-  if (blob != nullptr)
-    sqlite3_bind_blob(s, 1, blob->data(), static_cast<int>(blob->size()), SQLITE_TRANSIENT);
-  CHECK(sqlite3_step(s) == SQLITE_DONE);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-}
-}  // namespace
-
 TEST_CASE("journal: a row changed since it was written, or another journal's, is refused",
           "[journal]") {
   temp_dir dir;
@@ -355,7 +330,7 @@ TEST_CASE("journal: a row changed since it was written, or another journal's, is
     std::string packed;
     bank::durable::wire::put(packed, 1);
     bank::durable::wire::put(packed, "amount 7");
-    run_sql(path, "UPDATE batches SET data = ?1 WHERE last = 2", &packed);
+    CHECK(run_sql(path, "UPDATE batches SET data = ?1 WHERE last = 2", &packed) == 1);
     journal j(path);
     CHECK_THROWS_WITH(all_records(j), Catch::Contains(path + ": the journal's batch ending at "
                                                              "record 2 is damaged") &&
@@ -364,15 +339,9 @@ TEST_CASE("journal: a row changed since it was written, or another journal's, is
   SECTION("the rows of another journal with the same records") {
     const std::string other = dir.file("other.db");
     fill(other);
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db,
-                         ("ATTACH '" + other +
-                          "' AS other; DELETE FROM main.batches; "
-                          "INSERT INTO main.batches SELECT * FROM other.batches;")
-                             .c_str(),
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
+    run_sql(path, "ATTACH '" + other +
+                      "' AS other; DELETE FROM main.batches; "
+                      "INSERT INTO main.batches SELECT * FROM other.batches;");
     journal j(path);
     CHECK_THROWS_WITH(all_records(j), Catch::Contains("written by another journal"));
     CHECK(journal(other).identity() != j.identity());

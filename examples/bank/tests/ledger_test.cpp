@@ -28,6 +28,7 @@ using bank::durable::ledger_state;
 using bank::durable::storage_error;
 
 using bank_test::read_all;
+using bank_test::run_sql;
 using bank_test::temp_dir;
 
 ledger::options in(const temp_dir& d, std::uint64_t snapshot_batches = 0) {
@@ -328,11 +329,7 @@ TEST_CASE("ledger: a damaged or foreign file, or a directory in use, is refused 
   }
   SECTION("a damaged snapshot") {
     const std::string path = dir.file("snapshot.db");
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "UPDATE chunks SET data = x'ff'", nullptr, nullptr, nullptr) ==
-            SQLITE_OK);
-    sqlite3_close(db);
+    run_sql(path, "UPDATE chunks SET data = x'ff'");
     const std::string before = read_all(path);
     try {
       ledger l(in(dir));
@@ -360,12 +357,7 @@ TEST_CASE("ledger: a damaged or foreign file, or a directory in use, is refused 
     // The account's chunk re-encoded with 9 for 7: it still reads, so only
     // the checksum tells.
     const std::string path = dir.file("snapshot.db");
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "UPDATE chunks SET data = x'01610900' WHERE data = x'01610700'",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-    CHECK(sqlite3_changes(db) == 1);
-    sqlite3_close(db);
+    CHECK(run_sql(path, "UPDATE chunks SET data = x'01610900' WHERE data = x'01610700'") == 1);
     CHECK_THROWS_WITH(ledger(in(dir)),
                       Catch::Contains(path + ": the snapshot is damaged (its checksum"));
   }

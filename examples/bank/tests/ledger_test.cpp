@@ -233,13 +233,19 @@ TEST_CASE("ledger: snapshots let the journal forget, and recovery replays only w
   {
     ledger l(in(dir, 5));
     l.opened(1, "a", 0);
-    for (int i = 0; i < 50; ++i) {
-      l.deposited(1, 2);
-      l.log().when_committed(l.log().appended()).get();  // one batch each
+    // Ten groups of five batches, each group waited for: the snapshot
+    // thread runs behind the commits, and may take many batches at once
+    // (one snapshot for them all), but five more make the next one due.
+    std::uint64_t saved = 0;
+    for (int group = 0; group < 10; ++group) {
+      for (int i = 0; i < 5; ++i) {
+        l.deposited(1, 2);
+        l.log().when_committed(l.log().appended()).get();  // one batch each
+      }
+      for (int i = 0; i < 2000 && l.counters().snapshots == saved; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      saved = l.counters().snapshots;
     }
-    // The snapshot thread runs behind the commits.
-    for (int i = 0; i < 2000 && l.counters().snapshots < 2; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(l.counters().snapshots >= 2);  // (a snapshot may cover several batches)
     CHECK(l.counters().snapshot_seq > 0);
   }
